@@ -1,0 +1,438 @@
+"""Numba kernels: forward/backward pairs, losses, optimizers and the fused epoch.
+
+Nothing here validates input: the estimators in ``_mlp.py`` check every shape, dtype and
+index before calling a kernel (Numba does not check bounds).
+
+Shape legend
+------------
+N   rows in the current minibatch (``nb`` in code), at most B = batch_size
+F   input features                      units[0]
+H   width of a hidden layer             units[l]
+K   outputs (classes or targets)        units[L]
+L   number of weight layers             len(units) - 1
+P   parameters in the flat buffer       see ``_layout.py``
+
+Math (equation numbers are those of docs/backprop.md)
+-----------------------------------------------------
+(1)  Z_l = A_{l-1} W_l + b_l,   A_l = f_l(Z_l),   A_0 = X          dense_forward
+(2)  δ_L = (A_L - Y) ⊙ s   (s = sample weights, or 1)             output_delta_and_loss
+(3)  δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(A_{l-1})                            dense_backward + activation_backward
+(4)  ∂J/∂W_l = (A_{l-1}ᵀ δ_l + α W_l) / S,   ∂J/∂b_l = Σ_rows δ_l / S      dense_backward
+(5)  SGD / Nesterov / Adam step on the flat buffer                 sgd_update, adam_update
+
+S is the number of rows (or the sum of their sample weights). Derivatives come from the
+stored outputs A, so Z is never kept: logistic a(1-a), tanh 1-a², relu 1[a>0], identity 1.
+
+Arithmetic mirrors scikit-learn 1.9's operation order (e.g. ``(g + αW) / S``, not
+``g/S + αW/S``) so that float64 results agree with it to rounding. Scalars arrive as
+float64 and are cast to the arrays' dtype (``dt(x)``) so float32 kernels compute in float32.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._config import JIT
+
+# Activation codes (hidden layers use the first four; output layers all but relu/tanh).
+IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+ACTIVATION_CODES = {
+    "identity": IDENTITY,
+    "logistic": LOGISTIC,
+    "tanh": TANH,
+    "relu": RELU,
+    "softmax": SOFTMAX,
+    "exp": EXP,
+}
+
+# Loss codes, each paired with its canonical output activation.
+SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON = 0, 1, 2, 3
+LOSS_CODES = {
+    "squared_error": SQUARED_ERROR,  # identity output
+    "log_loss": LOG_LOSS,  # softmax output
+    "binary_log_loss": BINARY_LOG_LOSS,  # logistic output
+    "poisson": POISSON,  # exp output
+}
+
+SGD, ADAM = 0, 1
+
+
+@njit(**JIT)
+def layer_view(buf, off, n, m):
+    """Rows ``[0, n)`` of an ``(·, m)`` block stored at ``buf[off:]``, as an (n, m) view."""
+    return buf[off : off + n * m].reshape((n, m))
+
+
+# ---------------------------------------------------------------------------------------
+# Activations: forward (bias add fused in) and backward (derivative from the output).
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def activation_forward(Z, b, code):
+    """Eq. (1), second half: ``Z <- f(Z + b)`` in place.
+
+    Z : (N, H) pre-activation without bias, overwritten with the activation.
+    b : (H,) bias.
+    code : activation code (IDENTITY ... EXP).
+    """
+    n, m = Z.shape
+    dt = Z.dtype.type
+    zero = dt(0.0)
+    one = dt(1.0)
+    if code == IDENTITY:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] += b[j]
+    elif code == LOGISTIC:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = one / (one + np.exp(-(Z[i, j] + b[j])))
+    elif code == TANH:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = np.tanh(Z[i, j] + b[j])
+    elif code == RELU:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j] + b[j]
+                # `z < 0` keeps NaN as NaN (a diverging fit must not turn silent)
+                Z[i, j] = zero if z < zero else z
+    elif code == EXP:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = np.exp(Z[i, j] + b[j])
+    elif code == SOFTMAX:
+        for i in range(n):
+            zmax = Z[i, 0] + b[0]
+            for j in range(m):
+                Z[i, j] += b[j]
+                if Z[i, j] > zmax:
+                    zmax = Z[i, j]
+            s = zero
+            for j in range(m):
+                e = np.exp(Z[i, j] - zmax)
+                Z[i, j] = e
+                s += e
+            for j in range(m):
+                Z[i, j] /= s
+
+
+@njit(**JIT)
+def activation_backward(D, A, code):
+    """Eq. (3), second half: ``D <- D ⊙ f'(Z)``, with f' written in terms of A = f(Z).
+
+    D : (N, H) gradient with respect to A on entry, with respect to Z on exit.
+    A : (N, H) the layer's stored output.
+    """
+    n, m = D.shape
+    dt = D.dtype.type
+    zero = dt(0.0)
+    one = dt(1.0)
+    if code == LOGISTIC:  # f' = a (1 - a)
+        for i in range(n):
+            for j in range(m):
+                a = A[i, j]
+                D[i, j] = (D[i, j] * a) * (one - a)
+    elif code == TANH:  # f' = 1 - a²
+        for i in range(n):
+            for j in range(m):
+                a = A[i, j]
+                D[i, j] *= one - a * a
+    elif code == RELU:  # f' = 1[a > 0]
+        for i in range(n):
+            for j in range(m):
+                if A[i, j] == zero:
+                    D[i, j] = zero
+    # IDENTITY: f' = 1, nothing to do
+
+
+# ---------------------------------------------------------------------------------------
+# Dense layer: forward/backward pair.
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def dense_forward(A, A_prev, W, b, code):
+    """Eq. (1): ``A = f(A_prev W + b)``.
+
+    A : (N, H_out) output, A_prev : (N, H_in), W : (H_in, H_out), b : (H_out,).
+    """
+    np.dot(A_prev, W, A)
+    activation_forward(A, b, code)
+
+
+@njit(**JIT)
+def dense_backward(dW, db, D, A_prev, W, alpha, scale):
+    """Eq. (4): the gradients of one layer's weights and bias.
+
+    dW : (H_in, H_out)  <- (A_prevᵀ D + alpha W) / scale
+    db : (H_out,)       <- Σ_rows D / scale
+    D : (N, H_out) the layer's residual δ;  A_prev : (N, H_in);  W : (H_in, H_out).
+    The residual passed down, D Wᵀ (first half of eq. 3), is one product: see loss_grad.
+    """
+    n, m = D.shape
+    dt = dW.dtype.type
+    a = dt(alpha)
+    s = dt(scale)
+    np.dot(A_prev.T, D, dW)
+    for i in range(dW.shape[0]):
+        for j in range(m):
+            dW[i, j] = (dW[i, j] + a * W[i, j]) / s
+    for j in range(m):
+        db[j] = dt(0.0)
+    for i in range(n):
+        for j in range(m):
+            db[j] += D[i, j]
+    for j in range(m):
+        db[j] /= s
+
+
+# ---------------------------------------------------------------------------------------
+# Loss head: the loss of a batch and its output residual, fused.
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def output_delta_and_loss(D, A, Y, sw, loss_code):
+    """Eq. (2): ``D = (A - Y) ⊙ sw`` and the batch's data loss, weighted by ``sw``.
+
+    Every supported (output activation, loss) pair is canonical, so δ_L = A - Y for all.
+    Losses as in scikit-learn (``S = Σ sw``, probabilities clipped to [eps, 1 - eps]):
+
+    squared_error    ½ Σ_ik sw_i (y - a)² / (S K)
+    log_loss         -Σ_ik sw_i y log a / S                        (softmax output)
+    binary_log_loss  -Σ_ik sw_i [y log a + (1-y) log(1-a)] / S      (logistic output)
+    poisson          Σ_ik sw_i [y log(y/a) - y + a] / S             (exp output)
+
+    D, A, Y : (N, K);  sw : (N,) sample weights (ones when the fit has none).
+    Returns (data loss, S) in float64.
+    """
+    n, k = A.shape
+    eps = np.finfo(A.dtype).eps
+    total = 0.0
+    S = 0.0
+    for i in range(n):
+        w = sw[i]
+        S += w
+        row = 0.0
+        for j in range(k):
+            a = A[i, j]
+            y = Y[i, j]
+            D[i, j] = (a - y) * w
+            if loss_code == SQUARED_ERROR:
+                row += (y - a) * (y - a)
+            elif loss_code == LOG_LOSS:
+                if y != 0:
+                    row -= y * math.log(min(max(a, eps), 1 - eps))
+            elif loss_code == BINARY_LOG_LOSS:
+                p = min(max(a, eps), 1 - eps)
+                if y != 0:
+                    row -= y * math.log(p)
+                if y != 1:
+                    row -= (1 - y) * math.log(1 - p)
+            else:  # POISSON
+                if y != 0:
+                    row += y * math.log(y / a)
+                row += a - y
+        total += w * row
+    if loss_code == SQUARED_ERROR:
+        return 0.5 * total / (S * k), S
+    return total / S, S
+
+
+@njit(**JIT)
+def squared_norm(x):
+    """Σ x² in float64 (the L2 penalty's ‖W‖², over ``flat[:n_coefs]``)."""
+    s = 0.0
+    for i in range(x.size):
+        s += float(x[i]) * float(x[i])
+    return s
+
+
+# ---------------------------------------------------------------------------------------
+# One batch: forward, loss, backward. Fills the gradient buffer.
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def forward(acts, params, X, units, w_off, b_off, a_off, hidden, out_act):
+    """Eq. (1) for every layer; layer l's output is ``layer_view(acts, a_off[l-1], N, H_l)``."""
+    n = X.shape[0]
+    L = units.size - 1
+    A_prev = X
+    for l in range(L):
+        W = layer_view(params, w_off[l], units[l], units[l + 1])
+        b = params[b_off[l] : b_off[l] + units[l + 1]]
+        A = layer_view(acts, a_off[l], n, units[l + 1])
+        dense_forward(A, A_prev, W, b, hidden if l < L - 1 else out_act)
+        A_prev = A
+
+
+@njit(**JIT)
+def loss_grad(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
+              n_coefs, hidden, out_act, loss_code, alpha):
+    """Loss of one batch and its gradient with respect to every parameter.
+
+    grads : (P,) output, same layout as params.
+    acts, deltas : workspace vectors laid out by ``a_off`` (at least N rows a layer).
+    X : (N, F), Y : (N, K), sw : (N,).
+    Returns the batch loss (data loss + ½ α ‖W‖² / S), as scikit-learn's ``_backprop``.
+    """
+    n = X.shape[0]
+    L = units.size - 1
+    forward(acts, params, X, units, w_off, b_off, a_off, hidden, out_act)
+    A_L = layer_view(acts, a_off[L - 1], n, units[L])
+    D = layer_view(deltas, a_off[L - 1], n, units[L])
+    loss, S = output_delta_and_loss(D, A_L, Y, sw, loss_code)
+    loss += (0.5 * alpha) * squared_norm(params[:n_coefs]) / S
+    for l in range(L - 1, -1, -1):
+        W = layer_view(params, w_off[l], units[l], units[l + 1])
+        dW = layer_view(grads, w_off[l], units[l], units[l + 1])
+        db = grads[b_off[l] : b_off[l] + units[l + 1]]
+        D = layer_view(deltas, a_off[l], n, units[l + 1])
+        if l > 0:
+            A_prev = layer_view(acts, a_off[l - 1], n, units[l])
+            dense_backward(dW, db, D, A_prev, W, alpha, S)
+            D_prev = layer_view(deltas, a_off[l - 1], n, units[l])
+            np.dot(D, W.T, D_prev)  # eq. (3): δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(A_{l-1})
+            activation_backward(D_prev, A_prev, hidden)
+        else:
+            dense_backward(dW, db, D, X, W, alpha, S)
+    return loss
+
+
+# ---------------------------------------------------------------------------------------
+# Optimizers: one loop over the flat buffer each (scikit-learn's _stochastic_optimizers).
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def sgd_update(params, velocity, grads, lr, momentum, nesterov):
+    """Eq. (5a): ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)`` (Nesterov) or ``θ + v``."""
+    dt = params.dtype.type
+    mu = dt(momentum)
+    eta = dt(lr)
+    if nesterov:
+        for i in range(params.size):
+            g = grads[i]
+            v = mu * velocity[i] - eta * g
+            velocity[i] = v
+            params[i] += mu * v - eta * g
+    else:
+        for i in range(params.size):
+            v = mu * velocity[i] - eta * grads[i]
+            velocity[i] = v
+            params[i] += v
+
+
+@njit(**JIT)
+def adam_step_size(lr, beta1, beta2, t):
+    """Eq. (5b): ``η_t = η sqrt(1 - β2^t) / (1 - β1^t)`` in float64, for step t >= 1."""
+    return lr * np.sqrt(1.0 - beta2 ** float(t)) / (1.0 - beta1 ** float(t))
+
+
+@njit(**JIT)
+def adam_update(params, m, v, grads, lr_t, beta1, beta2, epsilon):
+    """Eq. (5b): ``m <- β1 m + (1-β1) g``; ``v <- β2 v + (1-β2) g²``;
+    ``θ <- θ - η_t m / (sqrt(v) + ε)`` (Kingma & Ba 2014, as scikit-learn's AdamOptimizer)."""
+    dt = params.dtype.type
+    b1 = dt(beta1)
+    c1 = dt(1.0 - beta1)
+    b2 = dt(beta2)
+    c2 = dt(1.0 - beta2)
+    step = dt(-lr_t)
+    eps = dt(epsilon)
+    for i in range(params.size):
+        g = grads[i]
+        mi = b1 * m[i] + c1 * g
+        vi = b2 * v[i] + c2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        params[i] += step * mi / (np.sqrt(vi) + eps)
+
+
+# ---------------------------------------------------------------------------------------
+# The fused epoch: every minibatch of rows [first, last) of the epoch's permutation.
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
+                X, Y, sw, perm, units, w_off, b_off, a_off, n_coefs,
+                first, last, batch_size, hidden, out_act, loss_code, solver,
+                alpha, lr, momentum, nesterov, beta1, beta2, epsilon, t):
+    """Train on minibatches ``perm[first:last]`` in order, updating params in place.
+
+    Per batch: gather rows -> forward (1) -> δ and loss (2) -> backward (3, 4) ->
+    update (5). No allocation: all buffers are preallocated by the caller.
+
+    params, grads : (P,).  state1, state2 : (P,) SGD velocity (state2 unused) or Adam m, v.
+    acts, deltas : workspace laid out by ``a_off`` for ``batch_size`` rows.
+    xbuf : (B, F), ybuf : (B, K), swbuf : (B,) gather buffers.
+    X : (n, F), Y : (n, K), sw : (n,), perm : (n,) int64 row order of this epoch.
+    first, last : row range; ``first`` is a multiple of ``batch_size`` from the epoch start.
+    t : Adam steps taken before this call.
+    Returns (Σ batch_loss · rows, t after this call).
+    """
+    n_features = X.shape[1]
+    n_outputs = Y.shape[1]
+    loss_sum = 0.0
+    start = first
+    while start < last:
+        stop = min(start + batch_size, last)
+        nb = stop - start
+        xb = xbuf[:nb]
+        yb = ybuf[:nb]
+        wb = swbuf[:nb]
+        for r in range(nb):
+            src = perm[start + r]
+            for j in range(n_features):
+                xb[r, j] = X[src, j]
+            for j in range(n_outputs):
+                yb[r, j] = Y[src, j]
+            wb[r] = sw[src]
+        batch_loss = loss_grad(grads, acts, deltas, params, xb, yb, wb, units, w_off,
+                               b_off, a_off, n_coefs, hidden, out_act, loss_code, alpha)
+        loss_sum += batch_loss * nb
+        if solver == SGD:
+            sgd_update(params, state1, grads, lr, momentum, nesterov)
+        else:
+            t += 1
+            lr_t = adam_step_size(lr, beta1, beta2, t)
+            adam_update(params, state1, state2, grads, lr_t, beta1, beta2, epsilon)
+        start = stop
+    return loss_sum, t
+
+
+# ---------------------------------------------------------------------------------------
+# Prediction: a lean forward pass over row blocks with two ping-pong buffers.
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def predict_forward(out, X, params, units, w_off, b_off, hidden, out_act, buf_a, buf_b):
+    """Eq. (1) for all rows of X, block by block: ``out = f_L(... f_1(X W_1 + b_1) ...)``.
+
+    out : (n, K) output.  X : (n, F).
+    buf_a, buf_b : (R * H_max,) scratch; R = block rows = ``buf_a.size // H_max``.
+    """
+    n = X.shape[0]
+    L = units.size - 1
+    h_max = 1
+    for l in range(1, L):
+        h_max = max(h_max, units[l])
+    block = buf_a.size // h_max
+    for r0 in range(0, n, block):
+        r1 = min(r0 + block, n)
+        A_prev = X[r0:r1]
+        for l in range(L):
+            W = layer_view(params, w_off[l], units[l], units[l + 1])
+            b = params[b_off[l] : b_off[l] + units[l + 1]]
+            if l == L - 1:
+                dense_forward(out[r0:r1], A_prev, W, b, out_act)
+            else:
+                A = layer_view(buf_a if l % 2 == 0 else buf_b, 0, r1 - r0, units[l + 1])
+                dense_forward(A, A_prev, W, b, hidden)
+                A_prev = A
