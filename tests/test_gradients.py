@@ -1,0 +1,55 @@
+"""Finite-difference check of the kernels' gradient, float64, on the flat buffer.
+
+The objective differentiated is the one whose gradient scikit-learn (and so fastbp)
+computes. It equals the reported loss except for squared error with K outputs: the loss
+is averaged over outputs (½·mean) but the gradient uses δ = A − Y, i.e. the gradient of
+½·Σ over outputs. fastbp mirrors this (docs/backprop.md, eq. 2); the check makes it explicit.
+"""
+
+import numpy as np
+import pytest
+import reference as ref
+from test_kernels import HEADS, HIDDEN, targets
+
+from fastbp import _kernels as K
+from fastbp._layout import activation_offsets, coef_views, intercept_views, make_layout
+
+
+def objective(flat, layout, X, Y, sw, hidden, out, loss, alpha):
+    Ws, bs = coef_views(flat, layout), intercept_views(flat, layout)
+    A = ref.forward(Ws, bs, X, hidden, out)[-1]
+    data = ref.data_loss(loss, A, Y, sw)
+    if loss == "squared_error":
+        data *= Y.shape[1]
+    return data + 0.5 * alpha * sum((W**2).sum() for W in Ws) / sw.sum()
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("out,loss", HEADS)
+@pytest.mark.parametrize("k", [1, 3])
+def test_gradient_matches_central_differences(hidden, out, loss, k):
+    rng = np.random.default_rng(10)
+    units = [3, 5, 4, k]
+    layout = make_layout(units)
+    flat = 0.7 * rng.standard_normal(layout.size)
+    n = 9
+    X = rng.standard_normal((n, 3))
+    Y = targets(loss, n, k, rng, np.float64)
+    sw = rng.uniform(0.5, 2.0, n)
+    alpha = 0.05
+    a_off, size = activation_offsets(layout, n)
+    grads = np.empty_like(flat)
+    K.loss_grad(grads, np.empty(size), np.empty(size), flat, X, Y, sw, layout.units,
+                layout.w_off, layout.b_off, a_off, layout.n_coefs, K.ACTIVATION_CODES[hidden],
+                K.ACTIVATION_CODES[out], K.LOSS_CODES[loss], alpha)
+
+    h = 1e-6
+    fd = np.empty_like(flat)
+    for i in range(flat.size):
+        up, down = flat.copy(), flat.copy()
+        up[i] += h
+        down[i] -= h
+        fd[i] = (objective(up, layout, X, Y, sw, hidden, out, loss, alpha)
+                 - objective(down, layout, X, Y, sw, hidden, out, loss, alpha)) / (2 * h)
+    err = np.linalg.norm(grads - fd) / max(np.linalg.norm(fd), 1e-300)
+    assert err < 1e-6, err

@@ -1,0 +1,226 @@
+"""Each kernel against the plain NumPy reference in tests/reference.py, in both dtypes.
+
+CI runs this file a second time with NUMBA_BOUNDSCHECK=1 (see .ci/run).
+"""
+
+import numpy as np
+import pytest
+import reference as ref
+from conftest import RTOL
+
+from fastbp import _kernels as K
+from fastbp._layout import activation_offsets, coef_views, intercept_views, make_layout
+
+HIDDEN = ["identity", "logistic", "tanh", "relu"]
+HEADS = [  # (output activation, loss)
+    ("identity", "squared_error"),
+    ("softmax", "log_loss"),
+    ("logistic", "binary_log_loss"),
+    ("exp", "poisson"),
+]
+
+
+def targets(loss, n, k, rng, dtype):
+    """Targets valid for the loss: one-hot for softmax, 0/1, counts, or reals."""
+    if loss == "log_loss":
+        return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    if loss == "binary_log_loss":
+        return rng.integers(0, 2, (n, k)).astype(dtype)
+    if loss == "poisson":
+        return rng.poisson(1.5, (n, k)).astype(dtype)
+    return rng.standard_normal((n, k)).astype(dtype)
+
+
+def network(units, rng, dtype, scale=0.5):
+    layout = make_layout(units)
+    flat = (scale * rng.standard_normal(layout.size)).astype(dtype)
+    return layout, flat, coef_views(flat, layout), intercept_views(flat, layout)
+
+
+@pytest.mark.parametrize("name", HIDDEN + ["exp", "softmax"])
+def test_activation_forward(name, dtype):
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((7, 5)).astype(dtype) * 3
+    b = rng.standard_normal(5).astype(dtype)
+    out = Z.copy()
+    K.activation_forward(out, b, K.ACTIVATION_CODES[name])
+    np.testing.assert_allclose(out, ref.activation(name, Z + b), rtol=RTOL[dtype])
+    assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("name", HIDDEN)
+def test_activation_backward(name, dtype):
+    rng = np.random.default_rng(1)
+    A = ref.activation(name, rng.standard_normal((6, 4))).astype(dtype)
+    A[0, 0] = 0 if name == "relu" else A[0, 0]
+    D = rng.standard_normal((6, 4)).astype(dtype)
+    out = D.copy()
+    K.activation_backward(out, A, K.ACTIVATION_CODES[name])
+    np.testing.assert_allclose(out, D * ref.derivative_from_output(name, A), rtol=RTOL[dtype])
+
+
+def test_relu_keeps_nan(dtype):
+    """A NaN pre-activation must stay NaN (a diverging fit must not turn silent)."""
+    Z = np.array([[np.nan, -1.0, 2.0]], dtype=dtype)
+    K.activation_forward(Z, np.zeros(3, dtype=dtype), K.RELU)
+    assert np.isnan(Z[0, 0]) and Z[0, 1] == 0 and Z[0, 2] == 2
+
+
+def test_softmax_large_logits_are_stable(dtype):
+    Z = np.array([[1e4, 0.0, -1e4], [800.0, 800.0, 800.0]], dtype=dtype)
+    K.activation_forward(Z, np.zeros(3, dtype=dtype), K.SOFTMAX)
+    np.testing.assert_allclose(Z, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("name", HIDDEN)
+def test_dense_forward(name, dtype):
+    rng = np.random.default_rng(2)
+    A_prev = rng.standard_normal((9, 4)).astype(dtype)
+    W = rng.standard_normal((4, 3)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    A = np.empty((9, 3), dtype=dtype)
+    K.dense_forward(A, A_prev, W, b, K.ACTIVATION_CODES[name])
+    np.testing.assert_allclose(A, ref.activation(name, A_prev @ W + b), rtol=RTOL[dtype], atol=1e-6)
+
+
+def test_dense_backward(dtype):
+    rng = np.random.default_rng(3)
+    A_prev = rng.standard_normal((9, 4)).astype(dtype)
+    W = rng.standard_normal((4, 3)).astype(dtype)
+    D = rng.standard_normal((9, 3)).astype(dtype)
+    dW = np.empty_like(W)
+    db = np.empty(3, dtype=dtype)
+    K.dense_backward(dW, db, D, A_prev, W, 0.3, 7.5)
+    np.testing.assert_allclose(dW, (A_prev.T @ D + 0.3 * W) / 7.5, rtol=RTOL[dtype])
+    np.testing.assert_allclose(db, D.sum(axis=0) / 7.5, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("out,loss", HEADS)
+@pytest.mark.parametrize("k", [1, 3])
+def test_output_delta_and_loss(out, loss, k, dtype):
+    rng = np.random.default_rng(4)
+    A = ref.activation(out, rng.standard_normal((8, k))).astype(dtype)
+    Y = targets(loss, 8, k, rng, dtype)
+    sw = rng.uniform(0.5, 2.0, 8).astype(dtype)
+    D = np.empty_like(A)
+    value, S = K.output_delta_and_loss(D, A, Y, sw, K.LOSS_CODES[loss])
+    np.testing.assert_allclose(D, (A - Y) * sw[:, None], rtol=RTOL[dtype])
+    np.testing.assert_allclose(S, sw.sum(), rtol=RTOL[dtype])
+    np.testing.assert_allclose(value, ref.data_loss(loss, A, Y, sw), rtol=RTOL[dtype])
+
+
+def test_log_losses_are_clipped(dtype):
+    """Probabilities of exactly 0 or 1 give a finite loss (clipped to [eps, 1-eps])."""
+    A = np.array([[0.0, 1.0]], dtype=dtype)
+    Y = np.array([[1.0, 0.0]], dtype=dtype)
+    for loss in ("log_loss", "binary_log_loss"):
+        value, _ = K.output_delta_and_loss(np.empty_like(A), A, Y, np.ones(1, dtype), K.LOSS_CODES[loss])
+        assert np.isfinite(value)
+        np.testing.assert_allclose(value, ref.data_loss(loss, A, Y, np.ones(1, dtype)), rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("out,loss", HEADS)
+def test_loss_grad(hidden, out, loss, dtype):
+    rng = np.random.default_rng(5)
+    units = [4, 5, 3, 3 if loss == "log_loss" else 2]
+    layout, flat, Ws, bs = network(units, rng, dtype)
+    n = 11
+    X = rng.standard_normal((n, 4)).astype(dtype)
+    Y = targets(loss, n, units[-1], rng, dtype)
+    sw = rng.uniform(0.5, 2.0, n).astype(dtype)
+    a_off, size = activation_offsets(layout, n)
+    grads = np.empty_like(flat)
+    acts, deltas = np.empty(size, dtype), np.empty(size, dtype)
+    J = K.loss_grad(grads, acts, deltas, flat, X, Y, sw, layout.units, layout.w_off,
+                    layout.b_off, a_off, layout.n_coefs, K.ACTIVATION_CODES[hidden],
+                    K.ACTIVATION_CODES[out], K.LOSS_CODES[loss], 0.1)
+    J_ref, dWs, dbs = ref.loss_grad(Ws, bs, X, Y, sw, hidden, out, loss, 0.1)
+    np.testing.assert_allclose(J, J_ref, rtol=RTOL[dtype])
+    for got, want in zip(coef_views(grads, layout) + intercept_views(grads, layout), dWs + dbs):
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype] * 10, atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_sgd_update(nesterov, dtype):
+    rng = np.random.default_rng(6)
+    p, v, g = (rng.standard_normal(50).astype(dtype) for _ in range(3))
+    want_p, want_v = ref.sgd(p, v, g, 0.1, 0.9, nesterov)
+    K.sgd_update(p, v, g, 0.1, 0.9, nesterov)
+    np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
+    np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
+
+
+def test_adam_update(dtype):
+    rng = np.random.default_rng(7)
+    p, m, g = (rng.standard_normal(50).astype(dtype) for _ in range(3))
+    v = rng.uniform(0, 1, 50).astype(dtype)
+    t = 3
+    want_p, want_m, want_v = ref.adam(p, m, v, g, 0.01, 0.9, 0.999, 1e-8, t)
+    lr_t = K.adam_step_size(0.01, 0.9, 0.999, t)
+    assert lr_t == 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+    K.adam_update(p, m, v, g, lr_t, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
+    np.testing.assert_allclose(m, want_m, rtol=RTOL[dtype])
+    np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_train_epoch_matches_batch_by_batch_reference(solver, dtype):
+    """The fused epoch = gather, loss_grad, update per batch, in permutation order,
+    including a short last batch and a call that starts mid-epoch (chunking)."""
+    rng = np.random.default_rng(8)
+    units = [3, 6, 4, 3]
+    layout, flat, Ws, bs = network(units, rng, dtype)
+    n, B = 23, 5
+    X = rng.standard_normal((n, 3)).astype(dtype)
+    Y = targets("log_loss", n, 3, rng, dtype)
+    sw = np.ones(n, dtype)
+    perm = rng.permutation(n).astype(np.int64)
+    s1, s2 = np.zeros_like(flat), np.zeros_like(flat)
+    a_off, size = activation_offsets(layout, B)
+    args = (np.empty(size, dtype), np.empty(size, dtype), np.empty((B, 3), dtype),
+            np.empty((B, 3), dtype), np.empty(B, dtype), X, Y, sw, perm, layout.units,
+            layout.w_off, layout.b_off, a_off, layout.n_coefs)
+    solver_code = K.SGD if solver == "sgd" else K.ADAM
+    hyper = (0.01, 0.05, 0.9, True, 0.9, 0.999, 1e-8)
+    grads = np.empty_like(flat)
+    p = flat.astype(np.float64)
+    loss1, t = K.train_epoch(flat, grads, s1, s2, *args, 0, 10, B, K.TANH, K.SOFTMAX,
+                             K.LOG_LOSS, solver_code, *hyper, 0)
+    loss2, t = K.train_epoch(flat, grads, s1, s2, *args, 10, n, B, K.TANH, K.SOFTMAX,
+                             K.LOG_LOSS, solver_code, *hyper, t)
+    assert t == (5 if solver == "adam" else 0)
+
+    # reference: plain NumPy in float64, batch by batch
+    st1, st2 = np.zeros_like(p), np.zeros_like(p)
+    total = 0.0
+    for k, start in enumerate(range(0, n, B)):
+        idx = perm[start : start + B]
+        Wr, br = coef_views(p, layout), intercept_views(p, layout)
+        J, dWs, dbs = ref.loss_grad(Wr, br, X[idx].astype(np.float64), Y[idx].astype(np.float64),
+                                    np.ones(len(idx)), "tanh", "softmax", "log_loss", 0.01)
+        total += J * len(idx)
+        g = np.concatenate([d.ravel() for d in dWs + dbs])
+        if solver == "sgd":
+            p, st1 = ref.sgd(p, st1, g, 0.05, 0.9, True)
+        else:
+            p, st1, st2 = ref.adam(p, st1, st2, g, 0.05, 0.9, 0.999, 1e-8, k + 1)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(loss1 + loss2, total, rtol=tol)
+    np.testing.assert_allclose(flat, p, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("units", [[4, 1], [4, 6, 3], [4, 7, 5, 2]])
+def test_predict_forward_blocks(units, dtype):
+    """Row blocks smaller than the data (the ping-pong buffers are reused per block)."""
+    rng = np.random.default_rng(9)
+    layout, flat, Ws, bs = network(units, rng, dtype)
+    X = rng.standard_normal((13, 4)).astype(dtype)
+    h_max = max([1] + units[1:-1])
+    out = np.empty((13, units[-1]), dtype)
+    K.predict_forward(out, X, flat, layout.units, layout.w_off, layout.b_off, K.RELU,
+                      K.SOFTMAX if units[-1] > 1 else K.LOGISTIC,
+                      np.empty(4 * h_max, dtype), np.empty(4 * h_max, dtype))
+    want = ref.forward(Ws, bs, X, "relu", "softmax" if units[-1] > 1 else "logistic")[-1]
+    np.testing.assert_allclose(out, want, rtol=RTOL[dtype] * 10)
