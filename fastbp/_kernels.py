@@ -15,13 +15,14 @@ P   parameters in the flat buffer       see ``_layout.py``
 Math (equation numbers are those of docs/backprop.md)
 -----------------------------------------------------
 (1)  Z_l = A_{l-1} W_l + b_l,   A_l = f_l(Z_l),   A_0 = X          dense_forward
-(2)  δ_L = (A_L - Y) ⊙ s   (s = sample weights, or 1)             output_delta_and_loss
-(3)  δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(A_{l-1})                            dense_backward + activation_backward
+(2)  δ_L = diag(s) (A_L - Y)   (s = sample weights, or 1)         output_delta_and_loss
+(3)  δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(Z_{l-1})                            loss_grad + activation_backward
 (4)  ∂J/∂W_l = (A_{l-1}ᵀ δ_l + α W_l) / S,   ∂J/∂b_l = Σ_rows δ_l / S      dense_backward
 (5)  SGD / Nesterov / Adam step on the flat buffer                 sgd_update, adam_update
 
-S is the number of rows (or the sum of their sample weights). Derivatives come from the
-stored outputs A, so Z is never kept: logistic a(1-a), tanh 1-a², relu 1[a>0], identity 1.
+S is the number of rows (or the sum of their sample weights); the stored δ is S·∂J/∂Z,
+divided by S once, in (4). f'(Z) is computed from the stored outputs A = f(Z), so Z is
+never kept: logistic a(1-a), tanh 1-a², relu 1[a>0], identity 1.
 
 Arithmetic mirrors scikit-learn 1.9's operation order (e.g. ``(g + αW) / S``, not
 ``g/S + αW/S``) so that float64 results agree with it to rounding. Scalars arrive as
@@ -199,6 +200,9 @@ def output_delta_and_loss(D, A, Y, sw, loss_code):
     """Eq. (2): ``D = (A - Y) ⊙ sw`` and the batch's data loss, weighted by ``sw``.
 
     Every supported (output activation, loss) pair is canonical, so δ_L = A - Y for all.
+    Squared error is reported as ½·mean over the K outputs but δ = A - Y is the gradient of
+    ½·Σ over outputs (scikit-learn does the same; docs/backprop.md section 2). The log
+    losses clip a for the loss only; δ is not clipped.
     Losses as in scikit-learn (``S = Σ sw``, probabilities clipped to [eps, 1 - eps]):
 
     squared_error    ½ Σ_ik sw_i (y - a)² / (S K)
