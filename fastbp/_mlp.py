@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d, shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.metaestimators import available_if
+from sklearn.utils._available_if import _AvailableIfDescriptor
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     type_of_target,
@@ -61,6 +61,22 @@ _FLOPS_PER_CALL = 1e9
 
 # Rows per block in prediction (the workspace is two blocks of the widest hidden layer).
 _PREDICT_BLOCK_ROWS = 512
+
+
+class _EarlyStoppingPartialFitError(AttributeError, ValueError):
+    """partial_fit with early_stopping=True: hidden (AttributeError) and refused (ValueError)."""
+
+
+class _OfferedIf(_AvailableIfDescriptor):
+    """scikit-learn's ``available_if``, but the check's own error (an AttributeError
+    that says why) reaches the caller instead of a generic "has no attribute"."""
+
+    def _check(self, obj, owner):
+        self.check(obj)  # raises when the method is not offered
+
+
+def offered_if(check):
+    return lambda fn: _OfferedIf(fn, check=check, attribute_name=fn.__name__)
 
 
 class _Optimizer:
@@ -496,10 +512,20 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
+        """Whether partial_fit is offered: stochastic solvers without early stopping.
+
+        With early_stopping=True scikit-learn offers partial_fit and then raises a
+        ValueError; fastbp hides it (so scikit-learn's estimator checks and meta-estimators
+        see no partial_fit), and the error is also a ValueError for code that catches one.
+        """
         if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError(
                 "partial_fit is only available for stochastic"
                 " optimizers. %s is not stochastic." % self.solver
+            )
+        if self.early_stopping:
+            raise _EarlyStoppingPartialFitError(
+                "partial_fit does not support early_stopping=True"
             )
         return True
 
@@ -657,7 +683,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, accuracy_score)
 
-    @available_if(lambda est: est._check_solver())
+    @offered_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single iteration over the given data.
@@ -811,7 +837,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             y = column_or_1d(y, warn=True)
         return X, y
 
-    @available_if(lambda est: est._check_solver())
+    @offered_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single iteration over the given data.
