@@ -24,6 +24,13 @@ S is the number of rows (or the sum of their sample weights); the stored δ is S
 divided by S once, in (4). f'(Z) is computed from the stored outputs A = f(Z), so Z is
 never kept: logistic a(1-a), tanh 1-a², relu 1[a>0], identity 1.
 
+Input X is a dense (n, F) array or a CSR matrix passed as the tuple
+``(data, indices, indptr, rows)``: rows ``rows`` of the matrix, in that order (a slice of
+the epoch's permutation for a minibatch, or ``arange(n)``). Only the first layer reads X
+(``batch_rows``, ``first_layer_forward``, ``first_layer_grad``); each has a dense and a
+CSR implementation, picked by Numba at compile time from X's type. Everything above the
+first layer is shared.
+
 Arithmetic mirrors scikit-learn 1.9's operation order (e.g. ``(g + αW) / S``, not
 ``g/S + αW/S``) so that float64 results agree with it to rounding. Scalars arrive as
 float64 and are cast to the arrays' dtype (``dt(x)``) so float32 kernels compute in float32.
@@ -32,7 +39,8 @@ float64 and are cast to the arrays' dtype (``dt(x)``) so float32 kernels compute
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ._config import JIT
 
@@ -150,6 +158,136 @@ def activation_backward(D, A, code):
 
 
 # ---------------------------------------------------------------------------------------
+# The input X, dense or CSR: the only ops that read it. Each public name is a plain
+# Python function (what runs under NUMBA_DISABLE_JIT) that Numba replaces, inside kernels,
+# by the dense or CSR implementation matching X's type (the @overload's below).
+# ---------------------------------------------------------------------------------------
+
+
+def _n_rows_dense(X):
+    return X.shape[0]
+
+
+def _n_rows_csr(X):
+    return X[3].shape[0]
+
+
+def _row_block_dense(X, r0, r1):
+    return X[r0:r1]
+
+
+def _row_block_csr(X, r0, r1):
+    return (X[0], X[1], X[2], X[3][r0:r1])
+
+
+def _batch_rows_dense(X, perm, start, stop, xbuf):
+    nb = stop - start
+    xb = xbuf[:nb]
+    for r in range(nb):
+        src = perm[start + r]
+        for j in range(X.shape[1]):
+            xb[r, j] = X[src, j]
+    return xb
+
+
+def _batch_rows_csr(X, perm, start, stop, xbuf):
+    return (X[0], X[1], X[2], perm[start:stop])
+
+
+def _first_layer_forward_dense(Z, X, W):
+    np.dot(X, W, Z)
+
+
+def _first_layer_forward_csr(Z, X, W):
+    data, indices, indptr, rows = X
+    m = Z.shape[1]
+    Z[:] = 0
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        for k in range(indptr[row], indptr[row + 1]):
+            v = data[k]
+            c = indices[k]
+            for j in range(m):
+                Z[r, j] += v * W[c, j]
+
+
+def _first_layer_grad_dense(dW, X, D):
+    np.dot(X.T, D, dW)
+
+
+def _first_layer_grad_csr(dW, X, D):
+    data, indices, indptr, rows = X
+    m = dW.shape[1]
+    dW[:] = 0
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        for k in range(indptr[row], indptr[row + 1]):
+            v = data[k]
+            c = indices[k]
+            for j in range(m):
+                dW[c, j] += v * D[r, j]
+
+
+def _dense(X):
+    """In compiled code: is X's Numba type an array (else a CSR tuple)? In Python: ndarray?"""
+    return isinstance(X, (types.Array, np.ndarray))
+
+
+def n_rows(X):
+    """Number of rows of X."""
+    return (_n_rows_dense if _dense(X) else _n_rows_csr)(X)
+
+
+def row_block(X, r0, r1):
+    """Rows [r0, r1) of X, of the same kind as X."""
+    return (_row_block_dense if _dense(X) else _row_block_csr)(X, r0, r1)
+
+
+def batch_rows(X, perm, start, stop, xbuf):
+    """The minibatch ``perm[start:stop]`` of X. Dense rows are gathered into ``xbuf``
+    (contiguous, for BLAS); CSR rows are only selected: the products read them in place."""
+    return (_batch_rows_dense if _dense(X) else _batch_rows_csr)(X, perm, start, stop, xbuf)
+
+
+def first_layer_forward(Z, X, W):
+    """``Z = X W``, the first product of eq. (1). CSR: row r of Z sums ``v W[c, :]`` over
+    the stored entries (c, v) of its row, in storage order (as scipy's product does)."""
+    (_first_layer_forward_dense if _dense(X) else _first_layer_forward_csr)(Z, X, W)
+
+
+def first_layer_grad(dW, X, D):
+    """``dW = Xᵀ D``, the product of eq. (4a) for the first layer. CSR: ``dW[c, :] +=
+    v D[r, :]`` over rows r in order and their stored entries (c, v)."""
+    (_first_layer_grad_dense if _dense(X) else _first_layer_grad_csr)(dW, X, D)
+
+
+# In kernels, Numba resolves each of the five at typing time from X's type.
+@overload(n_rows, jit_options=JIT)
+def _ov_n_rows(X):
+    return _n_rows_dense if _dense(X) else _n_rows_csr
+
+
+@overload(row_block, jit_options=JIT)
+def _ov_row_block(X, r0, r1):
+    return _row_block_dense if _dense(X) else _row_block_csr
+
+
+@overload(batch_rows, jit_options=JIT)
+def _ov_batch_rows(X, perm, start, stop, xbuf):
+    return _batch_rows_dense if _dense(X) else _batch_rows_csr
+
+
+@overload(first_layer_forward, jit_options=JIT)
+def _ov_first_layer_forward(Z, X, W):
+    return _first_layer_forward_dense if _dense(X) else _first_layer_forward_csr
+
+
+@overload(first_layer_grad, jit_options=JIT)
+def _ov_first_layer_grad(dW, X, D):
+    return _first_layer_grad_dense if _dense(X) else _first_layer_grad_csr
+
+
+# ---------------------------------------------------------------------------------------
 # Dense layer: forward/backward pair.
 # ---------------------------------------------------------------------------------------
 
@@ -158,9 +296,10 @@ def activation_backward(D, A, code):
 def dense_forward(A, A_prev, W, b, code):
     """Eq. (1): ``A = f(A_prev W + b)``.
 
-    A : (N, H_out) output, A_prev : (N, H_in), W : (H_in, H_out), b : (H_out,).
+    A : (N, H_out) output, A_prev : (N, H_in) (or X, dense or CSR), W : (H_in, H_out),
+    b : (H_out,).
     """
-    np.dot(A_prev, W, A)
+    first_layer_forward(A, A_prev, W)  # A_prev W (np.dot when dense)
     activation_forward(A, b, code)
 
 
@@ -170,14 +309,15 @@ def dense_backward(dW, db, D, A_prev, W, alpha, scale):
 
     dW : (H_in, H_out)  <- (A_prevᵀ D + alpha W) / scale
     db : (H_out,)       <- Σ_rows D / scale
-    D : (N, H_out) the layer's residual δ;  A_prev : (N, H_in);  W : (H_in, H_out).
+    D : (N, H_out) the layer's residual δ;  A_prev : (N, H_in) or the input X (dense or
+    CSR, first layer);  W : (H_in, H_out).
     The residual passed down, D Wᵀ (first half of eq. 3), is one product: see loss_grad.
     """
     n, m = D.shape
     dt = dW.dtype.type
     a = dt(alpha)
     s = dt(scale)
-    np.dot(A_prev.T, D, dW)
+    first_layer_grad(dW, A_prev, D)  # A_prevᵀ D (np.dot when dense)
     for i in range(dW.shape[0]):
         for j in range(m):
             dW[i, j] = (dW[i, j] + a * W[i, j]) / s
@@ -263,10 +403,12 @@ def squared_norm(x):
 @njit(**JIT)
 def forward(acts, params, X, units, w_off, b_off, a_off, hidden, out_act):
     """Eq. (1) for every layer; layer l's output is ``layer_view(acts, a_off[l-1], N, H_l)``."""
-    n = X.shape[0]
+    n = n_rows(X)
     L = units.size - 1
-    A_prev = X
-    for l in range(L):
+    A_prev = layer_view(acts, a_off[0], n, units[1])
+    dense_forward(A_prev, X, layer_view(params, w_off[0], units[0], units[1]),
+                  params[b_off[0] : b_off[0] + units[1]], hidden if L > 1 else out_act)
+    for l in range(1, L):
         W = layer_view(params, w_off[l], units[l], units[l + 1])
         b = params[b_off[l] : b_off[l] + units[l + 1]]
         A = layer_view(acts, a_off[l], n, units[l + 1])
@@ -281,10 +423,10 @@ def loss_grad(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
 
     grads : (P,) output, same layout as params.
     acts, deltas : workspace vectors laid out by ``a_off`` (at least N rows a layer).
-    X : (N, F), Y : (N, K), sw : (N,).
+    X : (N, F) dense or CSR rows, Y : (N, K), sw : (N,).
     Returns the batch loss (data loss + ½ α ‖W‖² / S), as scikit-learn's ``_backprop``.
     """
-    n = X.shape[0]
+    n = n_rows(X)
     L = units.size - 1
     forward(acts, params, X, units, w_off, b_off, a_off, hidden, out_act)
     A_L = layer_view(acts, a_off[L - 1], n, units[L])
@@ -374,26 +516,24 @@ def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
 
     params, grads : (P,).  state1, state2 : (P,) SGD velocity (state2 unused) or Adam m, v.
     acts, deltas : workspace laid out by ``a_off`` for ``batch_size`` rows.
-    xbuf : (B, F), ybuf : (B, K), swbuf : (B,) gather buffers.
-    X : (n, F), Y : (n, K), sw : (n,), perm : (n,) int64 row order of this epoch.
+    xbuf : (B, F) gather buffer for dense X (unused, may be empty, for CSR X);
+    ybuf : (B, K), swbuf : (B,) gather buffers.
+    X : (n, F) dense or CSR, Y : (n, K), sw : (n,), perm : (n,) int64 row order of this epoch.
     first, last : row range; ``first`` is a multiple of ``batch_size`` from the epoch start.
     t : Adam steps taken before this call.
     Returns (Σ batch_loss · rows, t after this call).
     """
-    n_features = X.shape[1]
     n_outputs = Y.shape[1]
     loss_sum = 0.0
     start = first
     while start < last:
         stop = min(start + batch_size, last)
         nb = stop - start
-        xb = xbuf[:nb]
+        xb = batch_rows(X, perm, start, stop, xbuf)
         yb = ybuf[:nb]
         wb = swbuf[:nb]
         for r in range(nb):
             src = perm[start + r]
-            for j in range(n_features):
-                xb[r, j] = X[src, j]
             for j in range(n_outputs):
                 yb[r, j] = Y[src, j]
             wb[r] = sw[src]
@@ -419,19 +559,26 @@ def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
 def predict_forward(out, X, params, units, w_off, b_off, hidden, out_act, buf_a, buf_b):
     """Eq. (1) for all rows of X, block by block: ``out = f_L(... f_1(X W_1 + b_1) ...)``.
 
-    out : (n, K) output.  X : (n, F).
+    out : (n, K) output.  X : (n, F) dense or CSR.
     buf_a, buf_b : (R * H_max,) scratch; R = block rows = ``buf_a.size // H_max``.
     """
-    n = X.shape[0]
+    n = n_rows(X)
     L = units.size - 1
     h_max = 1
     for l in range(1, L):
         h_max = max(h_max, units[l])
     block = buf_a.size // h_max
+    W1 = layer_view(params, w_off[0], units[0], units[1])
+    b1 = params[b_off[0] : b_off[0] + units[1]]
     for r0 in range(0, n, block):
         r1 = min(r0 + block, n)
-        A_prev = X[r0:r1]
-        for l in range(L):
+        X_block = row_block(X, r0, r1)
+        if L == 1:
+            dense_forward(out[r0:r1], X_block, W1, b1, out_act)
+            continue
+        A_prev = layer_view(buf_a, 0, r1 - r0, units[1])
+        dense_forward(A_prev, X_block, W1, b1, hidden)
+        for l in range(1, L):
             W = layer_view(params, w_off[l], units[l], units[l + 1])
             b = params[b_off[l] : b_off[l] + units[l + 1]]
             if l == L - 1:

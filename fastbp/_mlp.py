@@ -21,6 +21,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -61,6 +62,27 @@ _FLOPS_PER_CALL = 1e9
 
 # Rows per block in prediction (the workspace is two blocks of the widest hidden layer).
 _PREDICT_BLOCK_ROWS = 512
+
+
+def _kernel_input(X, dtype):
+    """X as the kernels take it: a C-contiguous array (no copy when it already is one), or
+    a CSR matrix as the tuple ``(data, indices, indptr, rows)`` with ``rows = arange(n)``.
+
+    A CSR matrix's structure is checked in full first: the kernels index W by
+    ``indices`` without bounds checks, so a corrupt matrix must not reach them.
+    """
+    if not sp.issparse(X):
+        return np.ascontiguousarray(X, dtype=dtype)
+    X = X.tocsr()
+    X.check_format(full_check=True)
+    both32 = X.indices.dtype == np.int32 and X.indptr.dtype == np.int32
+    index = np.int32 if both32 else np.int64
+    return (
+        np.ascontiguousarray(X.data, dtype=dtype),
+        np.ascontiguousarray(X.indices, dtype=index),
+        np.ascontiguousarray(X.indptr, dtype=index),
+        np.arange(X.shape[0], dtype=np.int64),
+    )
 
 
 class _EarlyStoppingPartialFitError(AttributeError, ValueError):
@@ -278,7 +300,6 @@ class _BaseMLP(BaseEstimator):
         # The kernels take one dtype: a model keeps the dtype it was first fitted in.
         flat = self._params()
         dtype = flat.dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(y, dtype=dtype)
         sw = None
         if sample_weight is not None:
@@ -303,15 +324,17 @@ class _BaseMLP(BaseEstimator):
         is cast back on every evaluation), where scikit-learn silently returns float64.
         """
         layout = self._layout
-        n = X.shape[0]
-        a_off, ws_size = activation_offsets(layout, n)
-        acts = np.empty(ws_size, dtype=X.dtype)
-        deltas = np.empty(ws_size, dtype=X.dtype)
-        grads = np.empty(layout.size, dtype=X.dtype)
-        if sw is None:
-            sw = np.ones(n, dtype=X.dtype)
-        hidden, out_act, loss_code = self._kernel_codes()
         flat = self._flat
+        dtype = flat.dtype
+        n = X.shape[0]
+        X = _kernel_input(X, dtype)
+        a_off, ws_size = activation_offsets(layout, n)
+        acts = np.empty(ws_size, dtype=dtype)
+        deltas = np.empty(ws_size, dtype=dtype)
+        grads = np.empty(layout.size, dtype=dtype)
+        if sw is None:
+            sw = np.ones(n, dtype=dtype)
+        hidden, out_act, loss_code = self._kernel_codes()
 
         def loss_grad(x):
             flat[:] = x
@@ -338,7 +361,7 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_stochastic(self, X, Y, sw, incremental):
         layout = self._layout
-        dtype = X.dtype
+        dtype = self._flat.dtype
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = _Optimizer(self, layout.size, dtype)
         opt = self._optimizer
@@ -372,8 +395,8 @@ class _BaseMLP(BaseEstimator):
             X_train, Y_train, sw_train = X, Y, sw
             X_val = y_val = sw_val = None
 
-        n_samples = X_train.shape[0]
-        X_train = np.ascontiguousarray(X_train)
+        n_samples, n_features = X_train.shape
+        X_train = _kernel_input(X_train, dtype)
         Y_train = np.ascontiguousarray(Y_train)
         sw_train = (np.ones(n_samples, dtype=dtype) if sw_train is None
                     else np.ascontiguousarray(sw_train))
@@ -394,7 +417,8 @@ class _BaseMLP(BaseEstimator):
         acts = np.empty(ws_size, dtype=dtype)
         deltas = np.empty(ws_size, dtype=dtype)
         grads = np.empty(layout.size, dtype=dtype)
-        xbuf = np.empty((batch_size, X_train.shape[1]), dtype=dtype)
+        xbuf = np.empty((batch_size, n_features if isinstance(X_train, np.ndarray) else 0),
+                        dtype=dtype)
         ybuf = np.empty((batch_size, Y_train.shape[1]), dtype=dtype)
         swbuf = np.empty(batch_size, dtype=dtype)
         hidden, out_act, loss_code = self._kernel_codes()
@@ -534,18 +558,20 @@ class _BaseMLP(BaseEstimator):
     def _forward_pass_fast(self, X, check_input=True):
         """The output layer's activations for X, shape (n_samples, n_outputs)."""
         if check_input:
-            X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+            X = validate_data(self, X, accept_sparse=["csr", "csc"],
+                              dtype=(np.float64, np.float32), reset=False)
         flat = self._params()
         dtype = np.result_type(X.dtype, flat.dtype)  # as numpy's X @ W would
-        X = np.ascontiguousarray(X, dtype=dtype)
+        n = X.shape[0]
+        X = _kernel_input(X, dtype)
         flat = flat.astype(dtype, copy=False)
         layout = self._layout
         hidden, out_act, _ = self._kernel_codes()
         h_max = max([1] + [int(h) for h in layout.units[1:-1]])
-        rows = max(1, min(_PREDICT_BLOCK_ROWS, X.shape[0]))
+        rows = max(1, min(_PREDICT_BLOCK_ROWS, n))
         buf_a = np.empty(rows * h_max, dtype=dtype)
         buf_b = np.empty(rows * h_max, dtype=dtype)
-        out = np.empty((X.shape[0], self.n_outputs_), dtype=dtype)
+        out = np.empty((n, self.n_outputs_), dtype=dtype)
         K.predict_forward(out, X, flat, layout.units, layout.w_off, layout.b_off,
                           hidden, out_act, buf_a, buf_b)
         return out
@@ -556,6 +582,11 @@ class _BaseMLP(BaseEstimator):
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -625,7 +656,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
-            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -828,6 +865,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             self,
             X,
             y,
+            accept_sparse=["csr", "csc"],
             multi_output=True,
             y_numeric=True,
             dtype=(np.float64, np.float32),

@@ -224,3 +224,69 @@ def test_predict_forward_blocks(units, dtype):
                       np.empty(4 * h_max, dtype), np.empty(4 * h_max, dtype))
     want = ref.forward(Ws, bs, X, "relu", "softmax" if units[-1] > 1 else "logistic")[-1]
     np.testing.assert_allclose(out, want, rtol=RTOL[dtype] * 10)
+
+
+def csr_tuple(X, dtype, rows=None):
+    import scipy.sparse as sp
+
+    M = sp.csr_matrix(X)
+    rows = np.arange(X.shape[0], dtype=np.int64) if rows is None else rows
+    return (M.data.astype(dtype), M.indices, M.indptr, rows)
+
+
+def sparse_matrix(n, f, rng, dtype):
+    X = rng.standard_normal((n, f)).astype(dtype)
+    X[rng.uniform(size=(n, f)) < 0.6] = 0
+    return X
+
+
+def test_first_layer_products_csr(dtype):
+    """CSR rows (a permuted subset) give the same products as their dense copy."""
+    rng = np.random.default_rng(11)
+    X = sparse_matrix(12, 7, rng, dtype)
+    rows = rng.permutation(12)[:5].astype(np.int64)
+    W = rng.standard_normal((7, 4)).astype(dtype)
+    D = rng.standard_normal((5, 4)).astype(dtype)
+    Z = np.full((5, 4), np.nan, dtype)
+    K.first_layer_forward(Z, csr_tuple(X, dtype, rows), W)
+    dW = np.full((7, 4), np.nan, dtype)
+    K.dense_backward(dW, np.empty(4, dtype), D, csr_tuple(X, dtype, rows), W, 0.0, 1.0)
+    np.testing.assert_allclose(Z, X[rows] @ W, rtol=RTOL[dtype])
+    np.testing.assert_allclose(dW, X[rows].T @ D, rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_train_epoch_csr_equals_dense(solver, dtype):
+    rng = np.random.default_rng(12)
+    units = [6, 5, 2]
+    layout, flat, _, _ = network(units, rng, dtype)
+    n, B = 17, 4
+    X = sparse_matrix(n, 6, rng, dtype)
+    Y = targets("binary_log_loss", n, 2, rng, dtype)
+    perm = rng.permutation(n).astype(np.int64)
+    a_off, size = activation_offsets(layout, B)
+    results = []
+    for Xk, xbuf in ((X, np.empty((B, 6), dtype)), (csr_tuple(X, dtype), np.empty((B, 0), dtype))):
+        p = flat.copy()
+        s1, s2 = np.zeros_like(p), np.zeros_like(p)
+        loss, _ = K.train_epoch(p, np.empty_like(p), s1, s2, np.empty(size, dtype),
+                                np.empty(size, dtype), xbuf, np.empty((B, 2), dtype),
+                                np.empty(B, dtype), Xk, Y, np.ones(n, dtype), perm,
+                                layout.units, layout.w_off, layout.b_off, a_off,
+                                layout.n_coefs, 0, n, B, K.RELU, K.LOGISTIC,
+                                K.BINARY_LOG_LOSS, K.SGD if solver == "sgd" else K.ADAM,
+                                1e-3, 0.05, 0.9, True, 0.9, 0.999, 1e-8, 0)
+        results.append((loss, p))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=RTOL[dtype])
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=RTOL[dtype] * 10, atol=RTOL[dtype])
+
+
+def test_predict_forward_csr(dtype):
+    rng = np.random.default_rng(13)
+    units = [6, 5, 3]
+    layout, flat, Ws, bs = network(units, rng, dtype)
+    X = sparse_matrix(11, 6, rng, dtype)
+    out = np.empty((11, 3), dtype)
+    K.predict_forward(out, csr_tuple(X, dtype), flat, layout.units, layout.w_off, layout.b_off,
+                      K.TANH, K.SOFTMAX, np.empty(4 * 5, dtype), np.empty(4 * 5, dtype))
+    np.testing.assert_allclose(out, ref.forward(Ws, bs, X, "tanh", "softmax")[-1], rtol=RTOL[dtype] * 10)
