@@ -388,11 +388,10 @@ def output_delta_and_loss(D, A, Y, sw, loss_code):
 
 @njit(**JIT)
 def squared_norm(x):
-    """Σ x² in float64 (the L2 penalty's ‖W‖², over ``flat[:n_coefs]``)."""
-    s = 0.0
-    for i in range(x.size):
-        s += float(x[i]) * float(x[i])
-    return s
+    """Σ x² (the L2 penalty's ‖W‖², over ``flat[:n_coefs]``): one BLAS dot, as
+    scikit-learn's ``np.dot(s, s)`` (a scalar loop cannot vectorise this sum without
+    reassociation, and would cost a pass over every weight per minibatch)."""
+    return float(np.dot(x, x))
 
 
 # ---------------------------------------------------------------------------------------
