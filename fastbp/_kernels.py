@@ -42,6 +42,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from . import _vmath as vm
 from ._config import JIT
 
 # Activation codes (hidden layers use the first four; output layers all but relu/tanh).
@@ -80,7 +81,7 @@ def layer_view(buf, off, n, m):
 
 @njit(**JIT)
 def activation_forward(Z, b, code):
-    """Eq. (1), second half: ``Z <- f(Z + b)`` in place.
+    """Eq. (1), second half: ``Z <- f(Z + b)`` in place (exp, tanh, logistic: ``_vmath``).
 
     Z : (N, H) pre-activation without bias, overwritten with the activation.
     b : (H,) bias.
@@ -89,7 +90,6 @@ def activation_forward(Z, b, code):
     n, m = Z.shape
     dt = Z.dtype.type
     zero = dt(0.0)
-    one = dt(1.0)
     if code == IDENTITY:
         for i in range(n):
             for j in range(m):
@@ -97,11 +97,11 @@ def activation_forward(Z, b, code):
     elif code == LOGISTIC:
         for i in range(n):
             for j in range(m):
-                Z[i, j] = one / (one + np.exp(-(Z[i, j] + b[j])))
+                Z[i, j] = vm.logistic(float(Z[i, j] + b[j]))
     elif code == TANH:
         for i in range(n):
             for j in range(m):
-                Z[i, j] = np.tanh(Z[i, j] + b[j])
+                Z[i, j] = vm.tanh(float(Z[i, j] + b[j]))
     elif code == RELU:
         for i in range(n):
             for j in range(m):
@@ -111,7 +111,7 @@ def activation_forward(Z, b, code):
     elif code == EXP:
         for i in range(n):
             for j in range(m):
-                Z[i, j] = np.exp(Z[i, j] + b[j])
+                Z[i, j] = vm.exp(float(Z[i, j] + b[j]))
     elif code == SOFTMAX:
         for i in range(n):
             zmax = Z[i, 0] + b[0]
@@ -121,7 +121,7 @@ def activation_forward(Z, b, code):
                     zmax = Z[i, j]
             s = zero
             for j in range(m):
-                e = np.exp(Z[i, j] - zmax)
+                e = dt(vm.exp(float(Z[i, j] - zmax)))
                 Z[i, j] = e
                 s += e
             for j in range(m):
