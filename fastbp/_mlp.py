@@ -16,6 +16,7 @@ One ``_fit(X, y, sample_weight, incremental)`` serves fit, partial_fit and warm_
         1            any       yes      kept; optimizer state kept (one epoch per call)
 """
 
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -55,13 +56,41 @@ from ._layout import (
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
-# Work per kernel call, in floating-point operations. A call cannot be interrupted, so
-# an epoch larger than this is split into calls of whole minibatches; at a few GFLOP/s
-# this keeps Ctrl-C felt well within a second.
+# A kernel call cannot be interrupted, so an epoch is split into calls of whole
+# minibatches: at most _FLOPS_PER_CALL of matrix products each and, timed as the fit
+# runs, about _SECONDS_PER_CALL of wall time (for small networks and small batches the
+# per-minibatch overhead, not the flops, sets the time; on a loaded machine BLAS is
+# slower than its flops say). The first call of a fit has at most _FIRST_CALL_BATCHES
+# minibatches and is not timed (it may compile or load the kernel); each later call is
+# sized from the one before, growing at most 8x. Where an epoch is split never changes
+# the model.
 _FLOPS_PER_CALL = 1e9
+_SECONDS_PER_CALL = 0.1
+_FIRST_CALL_BATCHES = 1024
+
+
+def _next_call_batches(batches, rows_done, batch_size, seconds, max_batches):
+    """Minibatches in the next kernel call, from the duration of the last one."""
+    done = max(1, -(-rows_done // batch_size))
+    target = int(_SECONDS_PER_CALL * done / seconds) if seconds > 0 else max_batches
+    return max(1, min(target, 8 * batches, max_batches))
 
 # Rows per block in prediction (the workspace is two blocks of the widest hidden layer).
 _PREDICT_BLOCK_ROWS = 512
+
+
+def _readonly(a):
+    """A read-only view of ``a`` (no copy). Kernel inputs are passed read-only always: to
+    Numba a read-only array (a joblib memory map, a model loaded with mmap_mode='r') is
+    another type, i.e. another compiled specialisation of every kernel."""
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+def _writable(a):
+    """``a``, or a private copy of it when it is read-only (the kernels update in place)."""
+    return a if a.flags.writeable else np.array(a)
 
 
 def _kernel_input(X, dtype):
@@ -72,15 +101,15 @@ def _kernel_input(X, dtype):
     ``indices`` without bounds checks, so a corrupt matrix must not reach them.
     """
     if not sp.issparse(X):
-        return np.ascontiguousarray(X, dtype=dtype)
+        return _readonly(np.ascontiguousarray(X, dtype=dtype))
     X = X.tocsr()
     X.check_format(full_check=True)
     both32 = X.indices.dtype == np.int32 and X.indptr.dtype == np.int32
     index = np.int32 if both32 else np.int64
     return (
-        np.ascontiguousarray(X.data, dtype=dtype),
-        np.ascontiguousarray(X.indices, dtype=index),
-        np.ascontiguousarray(X.indptr, dtype=index),
+        _readonly(np.ascontiguousarray(X.data, dtype=dtype)),
+        _readonly(np.ascontiguousarray(X.indices, dtype=index)),
+        _readonly(np.ascontiguousarray(X.indptr, dtype=index)),
         np.arange(X.shape[0], dtype=np.int64),
     )
 
@@ -214,6 +243,10 @@ class _BaseMLP(BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        if "_layout" in state:  # mmap_mode loads give read-only arrays: copy the small ones
+            self._layout = self._layout._make(
+                _writable(a) if isinstance(a, np.ndarray) else a for a in self._layout
+            )
         if "_flat" in state:
             self._set_flat(self._flat)
 
@@ -293,17 +326,20 @@ class _BaseMLP(BaseEstimator):
             self._initialize(y, layer_units, X.dtype)
         elif list(self._layout.units) != layer_units:
             raise ValueError(
-                f"The network has layer sizes {list(self._layout.units)}; this call asks "
+                f"The network has layer sizes {self._layout.units.tolist()}; this call asks "
                 f"for {layer_units}. Refit with warm_start=False to change them."
             )
 
         # The kernels take one dtype: a model keeps the dtype it was first fitted in.
         flat = self._params()
+        if not flat.flags.writeable:  # e.g. joblib.load(..., mmap_mode="r")
+            self._set_flat(_writable(flat))
+            flat = self._flat
         dtype = flat.dtype
-        Y = np.ascontiguousarray(y, dtype=dtype)
+        Y = _readonly(np.ascontiguousarray(y, dtype=dtype))
         sw = None
         if sample_weight is not None:
-            sw = np.ascontiguousarray(sample_weight, dtype=dtype)
+            sw = _readonly(np.ascontiguousarray(sample_weight, dtype=dtype))
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sw, incremental)
@@ -333,7 +369,7 @@ class _BaseMLP(BaseEstimator):
         deltas = np.empty(ws_size, dtype=dtype)
         grads = np.empty(layout.size, dtype=dtype)
         if sw is None:
-            sw = np.ones(n, dtype=dtype)
+            sw = _readonly(np.ones(n, dtype=dtype))
         hidden, out_act, loss_code = self._kernel_codes()
 
         def loss_grad(x):
@@ -365,13 +401,15 @@ class _BaseMLP(BaseEstimator):
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = _Optimizer(self, layout.size, dtype)
         opt = self._optimizer
+        opt.state1, opt.state2 = _writable(opt.state1), _writable(opt.state2)
 
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
         if early_stopping:
             # scikit-learn's split, same draws; stratified for single-output classifiers
-            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
+            # stratify on the binarized labels as scikit-learn does (bool: its messages)
+            stratify = Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
             arrays = (X, Y) if sw is None else (X, Y, sw)
             parts = train_test_split(
                 *arrays,
@@ -397,9 +435,9 @@ class _BaseMLP(BaseEstimator):
 
         n_samples, n_features = X_train.shape
         X_train = _kernel_input(X_train, dtype)
-        Y_train = np.ascontiguousarray(Y_train)
-        sw_train = (np.ones(n_samples, dtype=dtype) if sw_train is None
-                    else np.ascontiguousarray(sw_train))
+        Y_train = _readonly(np.ascontiguousarray(Y_train))
+        sw_train = _readonly(np.ones(n_samples, dtype=dtype) if sw_train is None
+                             else np.ascontiguousarray(sw_train))
         sample_idx = np.arange(n_samples, dtype=np.int64)
 
         if self.batch_size == "auto":
@@ -423,7 +461,9 @@ class _BaseMLP(BaseEstimator):
         swbuf = np.empty(batch_size, dtype=dtype)
         hidden, out_act, loss_code = self._kernel_codes()
         flops_per_batch = 6.0 * batch_size * float(layout.n_coefs)
-        rows_per_call = batch_size * max(1, int(_FLOPS_PER_CALL // flops_per_batch))
+        max_batches = max(1, int(_FLOPS_PER_CALL // flops_per_batch))
+        batches_per_call = min(max_batches, _FIRST_CALL_BATCHES)
+        timed = False  # the first call may compile: not a measure of the next ones
         flat = self._flat
         solver = K.SGD if self.solver == "sgd" else K.ADAM
 
@@ -435,8 +475,10 @@ class _BaseMLP(BaseEstimator):
                     sample_idx = np.ascontiguousarray(sample_idx, dtype=np.int64)
 
                 accumulated_loss = 0.0
-                for first in range(0, n_samples, rows_per_call):
-                    last = min(first + rows_per_call, n_samples)
+                first = 0
+                while first < n_samples:
+                    last = min(first + batches_per_call * batch_size, n_samples)
+                    started = time.perf_counter()
                     loss_sum, opt.t = K.train_epoch(
                         flat, grads, opt.state1, opt.state2, acts, deltas,
                         xbuf, ybuf, swbuf, X_train, Y_train, sw_train, sample_idx,
@@ -448,6 +490,13 @@ class _BaseMLP(BaseEstimator):
                         opt.t,
                     )
                     accumulated_loss += loss_sum
+                    if timed:
+                        batches_per_call = _next_call_batches(
+                            batches_per_call, last - first, batch_size,
+                            time.perf_counter() - started, max_batches,
+                        )
+                    timed = True
+                    first = last
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
@@ -558,13 +607,13 @@ class _BaseMLP(BaseEstimator):
     def _forward_pass_fast(self, X, check_input=True):
         """The output layer's activations for X, shape (n_samples, n_outputs)."""
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"],
-                              dtype=(np.float64, np.float32), reset=False)
+            # dtype="numeric", as scikit-learn's predict: strings are refused, not parsed
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         flat = self._params()
         dtype = np.result_type(X.dtype, flat.dtype)  # as numpy's X @ W would
         n = X.shape[0]
         X = _kernel_input(X, dtype)
-        flat = flat.astype(dtype, copy=False)
+        flat = _readonly(flat.astype(dtype, copy=False))
         layout = self._layout
         hidden, out_act, _ = self._kernel_codes()
         h_max = max([1] + [int(h) for h in layout.units[1:-1]])
@@ -871,6 +920,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             dtype=(np.float64, np.float32),
             reset=reset,
         )
+        if y.dtype.kind in "USV":  # scikit-learn 1.9 fails later with numpy's TypeError
+            raise TypeError(
+                f"MLPRegressor needs numeric targets; y has dtype {y.dtype}. Convert "
+                "the targets to numbers first."
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y

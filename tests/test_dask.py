@@ -4,6 +4,7 @@ streaming training with partial_fit over a dask array's chunks (dask-ml's Increm
 Needs the optional extra ``pip install -e ".[dask]"`` (CI installs it).
 """
 
+import os
 import warnings
 
 import joblib
@@ -26,10 +27,15 @@ import fastbp  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as c:
-            yield c
+    saved = dict(os.environ)  # distributed's Nanny sets *_NUM_THREADS=1 in os.environ
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            with distributed.Client(cluster) as c:
+                yield c
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
