@@ -112,18 +112,23 @@ def activation_forward(Z, b, code):
         for i in range(n):
             for j in range(m):
                 Z[i, j] = vm.exp(float(Z[i, j] + b[j]))
-    elif code == SOFTMAX:
+    elif code == SOFTMAX:  # exp(z - max z) / Σ exp(z - max z), row by row
         for i in range(n):
-            zmax = Z[i, 0] + b[0]
             for j in range(m):
                 Z[i, j] += b[j]
+            zmax = Z[i, 0]
+            for j in range(1, m):
                 if Z[i, j] > zmax:
                     zmax = Z[i, j]
+            for j in range(m):
+                Z[i, j] -= zmax
+        flat = Z.reshape(-1)  # rows are short (K classes): exp as one long SIMD loop
+        for k in range(flat.size):
+            flat[k] = vm.exp(float(flat[k]))
+        for i in range(n):
             s = zero
             for j in range(m):
-                e = dt(vm.exp(float(Z[i, j] - zmax)))
-                Z[i, j] = e
-                s += e
+                s += Z[i, j]
             for j in range(m):
                 Z[i, j] /= s
 
