@@ -97,11 +97,11 @@ def activation_forward(Z, b, code):
     elif code == LOGISTIC:
         for i in range(n):
             for j in range(m):
-                Z[i, j] = vm.logistic(float(Z[i, j] + b[j]))
+                Z[i, j] = vm.logistic(Z[i, j] + b[j])
     elif code == TANH:
         for i in range(n):
             for j in range(m):
-                Z[i, j] = vm.tanh(float(Z[i, j] + b[j]))
+                Z[i, j] = vm.tanh(Z[i, j] + b[j])
     elif code == RELU:
         for i in range(n):
             for j in range(m):
@@ -111,7 +111,7 @@ def activation_forward(Z, b, code):
     elif code == EXP:
         for i in range(n):
             for j in range(m):
-                Z[i, j] = vm.exp(float(Z[i, j] + b[j]))
+                Z[i, j] = vm.exp(Z[i, j] + b[j])
     elif code == SOFTMAX:  # exp(z - max z) / Σ exp(z - max z), row by row
         for i in range(n):
             for j in range(m):
@@ -124,7 +124,7 @@ def activation_forward(Z, b, code):
                 Z[i, j] -= zmax
         flat = Z.reshape(-1)  # rows are short (K classes): exp as one long SIMD loop
         for k in range(flat.size):
-            flat[k] = vm.exp(float(flat[k]))
+            flat[k] = vm.exp(flat[k])
         for i in range(n):
             s = zero
             for j in range(m):

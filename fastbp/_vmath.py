@@ -7,12 +7,14 @@ float64 arithmetic plus two bit casts, which LLVM turns into SIMD code when they
 called from an element loop in a kernel compiled with ``error_model='numpy'``
 (``_config.JIT``): about 1.4 ns (exp) and 2.2 ns (tanh) an element.
 
-Accuracy (checked in tests/test_vmath.py against NumPy over the whole float64 range):
-within 2 ulp for exp and 4 ulp for tanh, so float64 training still matches
-scikit-learn's to rounding. Special values as NumPy: exp(nan) = nan, exp(x > 709.78) =
+Accuracy (checked in tests/test_vmath.py): float64 within 2 ulp (exp) and 4 ulp (tanh)
+of NumPy over the whole range, so float64 training still matches scikit-learn's to
+rounding; float32 within 2 ulp of the exact result. Special values as NumPy: exp(nan) = nan, exp(x > 709.78) =
 inf, exp(-inf) = 0; results below 2.2e-308 (subnormal) are flushed to 0.
 
-float32 kernels call them on float64 values and round the result once.
+Each function has a float64 and a float32 version, picked by Numba from the argument's
+type: the float32 ones compute in float32 (twice the SIMD lanes), about 0.55 ns (exp)
+and 0.83 ns (tanh) an element.
 
 Method (after Cephes and the usual SIMD libraries):
 - exp(x) = 2^k · e^r, k = round(x / ln 2), r = x − k ln 2 (Cody–Waite, two-part ln 2),
@@ -25,10 +27,11 @@ Method (after Cephes and the usual SIMD libraries):
 
 import math
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import config
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ._config import JIT
 
@@ -71,6 +74,44 @@ def _from_bits(typingctx, i):
 
     def codegen(context, builder, sig, args):
         return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+# float32: the same method with float32 constants (ln 2 split for float32, 1.5 * 2^23,
+# Taylor to degree 7, Cephes' tanhf polynomial below 0.625)
+_f = np.float32
+_LOG2E_F = _f(1.44269504088896341)
+_LN2_HI_F = _f(0.693359375)
+_LN2_LO_F = _f(-2.12194440e-4)
+_ROUND_F = _f(12582912.0)
+_EXP_MAX_F = _f(88.72283)
+_EXP_MIN_F = _f(-87.33654)
+_D0, _D1, _D2, _D3 = _f(1.0), _f(1.0), _f(0.5), _f(1.0 / 6)
+_D4, _D5, _D6, _D7 = _f(1.0 / 24), _f(1.0 / 120), _f(1.0 / 720), _f(1.0 / 5040)
+_T0, _T1, _T2 = _f(-5.70498872745e-3), _f(2.06390887954e-2), _f(-5.37397155531e-2)
+_T3, _T4 = _f(1.33314422036e-1), _f(-3.33332819422e-1)
+_ZERO_F, _ONE_F, _TWO_F, _INF_F, _SEAM_F = _f(0), _f(1), _f(2), _f(math.inf), _f(0.625)
+
+
+@intrinsic
+def _bits32(typingctx, x):
+    """The IEEE-754 bits of a float32, as an int32."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _from_bits32(typingctx, i):
+    """The float32 whose IEEE-754 bits are the int32 ``i``."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
 
     return sig, codegen
 
@@ -118,14 +159,66 @@ def _logistic(x):
     return 1.0 / (1.0 + _exp(-x))
 
 
-if config.DISABLE_JIT:  # plain Python (coverage runs): the intrinsics cannot run there
-    def exp(x):
-        return math.inf if x > _EXP_MAX else math.exp(x)
+@njit(inline="always", **JIT)
+def _exp32(x):
+    xc = min(max(x, _EXP_MIN_F), _EXP_MAX_F)
+    t = xc * _LOG2E_F + _ROUND_F
+    k = t - _ROUND_F
+    r = (xc - k * _LN2_HI_F) - k * _LN2_LO_F
+    p = _D7
+    p = p * r + _D6
+    p = p * r + _D5
+    p = p * r + _D4
+    p = p * r + _D3
+    p = p * r + _D2
+    p = p * r + _D1
+    p = p * r + _D0
+    kb = _bits32(t) - _bits32(_ROUND_F)
+    half = kb >> 1
+    y = p * _from_bits32((half + 127) << 23) * _from_bits32((kb - half + 127) << 23)
+    y = _INF_F if x > _EXP_MAX_F else y
+    y = _ZERO_F if x < _EXP_MIN_F else y
+    return x if x != x else y
 
-    def tanh(x):
-        return math.tanh(x)
 
-    def logistic(x):
-        return 1.0 / (1.0 + exp(-x))
-else:
-    exp, tanh, logistic = _exp, _tanh, _logistic
+@njit(inline="always", **JIT)
+def _tanh32(x):
+    ax = abs(x)
+    z = x * x
+    small = ((((_T0 * z + _T1) * z + _T2) * z + _T3) * z + _T4) * z * x + x
+    t = _exp32(-_TWO_F * ax)
+    big = (_ONE_F - t) / (_ONE_F + t)
+    big = -big if x < _ZERO_F else big
+    return small if ax < _SEAM_F else big
+
+
+@njit(inline="always", **JIT)
+def _logistic32(x):
+    return _ONE_F / (_ONE_F + _exp32(-x))
+
+
+# The public names: plain Python (what runs under NUMBA_DISABLE_JIT, where the bit-cast
+# intrinsics cannot), replaced in compiled code by the version for the argument's type.
+def exp(x):
+    return math.inf if x > _EXP_MAX else math.exp(x)
+
+
+def tanh(x):
+    return math.tanh(x)
+
+
+def logistic(x):
+    return 1.0 / (1.0 + exp(-x))
+
+
+def _by_precision(f64, f32):
+    def typer(x):
+        return (f32 if x == types.float32 else f64).py_func
+
+    return typer
+
+
+if not config.DISABLE_JIT:
+    overload(exp, jit_options=JIT)(_by_precision(_exp, _exp32))
+    overload(tanh, jit_options=JIT)(_by_precision(_tanh, _tanh32))
+    overload(logistic, jit_options=JIT)(_by_precision(_logistic, _logistic32))

@@ -1,4 +1,5 @@
-"""fastbp._vmath's exp / tanh / logistic against NumPy, across the float64 range."""
+"""fastbp._vmath's exp / tanh / logistic against NumPy: float64 across its range, and the
+float32 versions (picked by the argument's type) against the exact (float64) result."""
 
 import numpy as np
 import pytest
@@ -19,10 +20,10 @@ def _apply(out, x, which):
             out[i] = vm.logistic(x[i])
 
 
-def ulps(got, want):
-    """Distance in units of the last place (finite values)."""
-    spacing = np.spacing(np.abs(want).astype(np.float64))
-    return np.abs(got - want) / np.where(spacing > 0, spacing, np.finfo(float).tiny)
+def ulps(got, want, dtype=np.float64):
+    """Distance in units of the last place of ``dtype`` (finite values)."""
+    spacing = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
+    return np.abs(got - want) / np.where(spacing > 0, spacing, np.finfo(dtype).tiny)
 
 
 def sample(rng):
@@ -56,3 +57,19 @@ def test_special_values(which):
     with np.errstate(over="ignore"):
         want = {0: np.exp, 1: np.tanh, 2: lambda v: 1.0 / (1.0 + np.exp(-v))}[which](x)
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("which,ref,max_ulp", [(0, np.exp, 2), (1, np.tanh, 2), (2, None, 3)])
+def test_float32_versions(which, ref, max_ulp):
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(-90, 90, 100_000), rng.uniform(-1, 1, 100_000),
+                        np.linspace(0.6, 0.65, 10_001), [0.0, 88.7, -87.3]]).astype(np.float32)
+    out = np.empty_like(x)
+    _apply(out, x, which)
+    assert out.dtype == np.float32
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        want = ref(x64) if ref is not None else 1.0 / (1.0 + np.exp(-x64))
+    tiny, big = np.finfo(np.float32).tiny, np.finfo(np.float32).max
+    normal = (np.abs(want) >= tiny) & (np.abs(want) <= big)
+    assert ulps(out[normal].astype(np.float64), want[normal], np.float32).max() <= max_ulp
