@@ -23,6 +23,10 @@ Method (after Cephes and the usual SIMD libraries):
 - tanh(x): for |x| < 0.625, Cephes' rational approximation x + x³ P(x²)/Q(x²); above,
   (1 − t)/(1 + t) with t = exp(−2|x|) <= 0.29 (no cancellation), sign copied from x.
 - logistic(x) = 1 / (1 + exp(−x)), scipy.special.expit's formula.
+
+Editing this file? Numba's cache of ``_kernels.py`` is keyed on that file's time stamp
+only, so kernels cached before the edit keep the old code: touch ``_kernels.py`` (or
+delete ``fastbp/__pycache__/*.nb*``) after changing anything here or in ``_config.py``.
 """
 
 import math
@@ -56,26 +60,23 @@ _P0, _P1, _P2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.614687
 _Q0, _Q1, _Q2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
 
 
-@intrinsic
-def _bits(typingctx, x):
-    """The IEEE-754 bits of a float64, as an int64 (a bit cast, no conversion)."""
-    sig = types.int64(types.float64)
+def _bit_cast(src, dst, dst_ir):
+    """An intrinsic reinterpreting a ``src`` scalar's bits as a ``dst`` (no conversion)."""
 
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], dst_ir)
 
-    return sig, codegen
+        return dst(src), codegen
+
+    return cast
 
 
-@intrinsic
-def _from_bits(typingctx, i):
-    """The float64 whose IEEE-754 bits are the int64 ``i``."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
+_bits = _bit_cast(types.float64, types.int64, ir.IntType(64))  # IEEE-754 bits of a float64
+_from_bits = _bit_cast(types.int64, types.float64, ir.DoubleType())
+_bits32 = _bit_cast(types.float32, types.int32, ir.IntType(32))
+_from_bits32 = _bit_cast(types.int32, types.float32, ir.FloatType())
 
 
 # float32: the same method with float32 constants (ln 2 split for float32, 1.5 * 2^23,
@@ -92,28 +93,6 @@ _D4, _D5, _D6, _D7 = _f(1.0 / 24), _f(1.0 / 120), _f(1.0 / 720), _f(1.0 / 5040)
 _T0, _T1, _T2 = _f(-5.70498872745e-3), _f(2.06390887954e-2), _f(-5.37397155531e-2)
 _T3, _T4 = _f(1.33314422036e-1), _f(-3.33332819422e-1)
 _ZERO_F, _ONE_F, _TWO_F, _INF_F, _SEAM_F = _f(0), _f(1), _f(2), _f(math.inf), _f(0.625)
-
-
-@intrinsic
-def _bits32(typingctx, x):
-    """The IEEE-754 bits of a float32, as an int32."""
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return sig, codegen
-
-
-@intrinsic
-def _from_bits32(typingctx, i):
-    """The float32 whose IEEE-754 bits are the int32 ``i``."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
 
 
 @njit(inline="always", **JIT)

@@ -139,7 +139,7 @@ def test_huge_values_overflow_as_in_scikit_learn(where, kind, solver):
     either raises its non-finite-weights ValueError or ends with finite weights; fastbp
     must do the same, and never keep NaN weights."""
     if where == "y" and kind == "classifier":
-        pytest.skip("class labels cannot overflow: covered by where='X'")
+        pytest.skip(reason="class labels cannot overflow: covered by where='X'")
     ours, theirs = PAIRS[kind]
     X, y = data(kind)
     if where == "X":
@@ -407,7 +407,7 @@ def fitted():
 def test_bad_input_at_predict_raises_as_scikit_learn(fitted, case, kind, method):
     name, build = case
     if (kind, method, name) == ("classifier", "predict", "fewer-features"):
-        pytest.skip("covered by test_estimator.py::test_wrong_number_of_features_at_predict")
+        pytest.skip(reason="covered by test_estimator.py::test_wrong_number_of_features_at_predict")
     ours, theirs = fitted[kind]
     X, y = data(kind)
     Xb = build(X)

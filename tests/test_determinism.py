@@ -68,7 +68,7 @@ def assert_bitwise(a, b):
 @pytest.mark.parametrize("kind", KINDS)
 def test_same_random_state_same_bits(kind, dtype, solver, early_stopping):
     if early_stopping and solver == "lbfgs":
-        pytest.skip("early_stopping applies to the stochastic solvers only")
+        pytest.skip(reason="early_stopping applies to the stochastic solvers only")
     X, y = make_data(kind, dtype)
     params = dict(hidden_layer_sizes=(16, 8), early_stopping=early_stopping)
     a = state(fit(kind, solver, X, y, **params), X)
@@ -194,5 +194,5 @@ def test_blas_threads_change_float64_results_only_by_rounding(kind, solver):
 def test_blas_is_multithreaded_here():
     """The thread-count test above is vacuous with one BLAS thread: say so when it is."""
     if blas_threads() < 2:
-        pytest.skip("BLAS runs one thread here: thread-count effects cannot be observed")
+        pytest.skip(reason="BLAS runs one thread here: thread-count effects cannot be observed")
     assert blas_threads() >= 2
