@@ -109,13 +109,15 @@ def test_wrong_number_of_features_at_predict(digits):
         clf.predict(X[:, :10])
 
 
+@pytest.mark.parametrize("early_stopping", [False, True])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("ours,theirs", PAIRS)
-def test_verbose_prints_scikit_learns_lines(ours, theirs, solver, capsys):
+def test_verbose_prints_scikit_learns_lines(ours, theirs, solver, early_stopping, capsys):
     X, y = load_digits(return_X_y=True)
     X, y = X[:200] / 16, y[:200]
     params = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=30, tol=0.05,
-                  n_iter_no_change=2, verbose=True, random_state=0, learning_rate="adaptive")
+                  n_iter_no_change=2, verbose=True, random_state=0, learning_rate="adaptive",
+                  early_stopping=early_stopping)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         theirs(**params).fit(X, y)
@@ -123,6 +125,7 @@ def test_verbose_prints_scikit_learns_lines(ours, theirs, solver, capsys):
         ours(**params).fit(X, y)
         got = capsys.readouterr().out
     assert "Iteration 1, loss = " in want
+    assert ("Validation score: " in want) == early_stopping
     assert got == want
 
 
