@@ -26,10 +26,10 @@ never kept: logistic a(1-a), tanh 1-a², relu 1[a>0], identity 1.
 
 Input X is a dense (n, F) array or a CSR matrix passed as the tuple
 ``(data, indices, indptr, rows)``: rows ``rows`` of the matrix, in that order (a slice of
-the epoch's permutation for a minibatch, or ``arange(n)``). Only the first layer reads X
-(``batch_rows``, ``first_layer_forward``, ``first_layer_grad``); each has a dense and a
-CSR implementation, picked by Numba at compile time from X's type. Everything above the
-first layer is shared.
+the epoch's permutation for a minibatch, or ``arange(n)``). Only the first layer reads X,
+through ``batch_rows`` and the products ``dot_xw`` (X W) and ``dot_xtd`` (Xᵀ D), which
+every layer uses; each has a dense and a CSR implementation, picked by Numba at compile
+time from X's type. Everything else is shared.
 
 Arithmetic mirrors scikit-learn 1.9's operation order (e.g. ``(g + αW) / S``, not
 ``g/S + αW/S``) so that float64 results agree with it to rounding. Scalars arrive as
@@ -199,11 +199,11 @@ def _batch_rows_csr(X, perm, start, stop, xbuf):
     return (X[0], X[1], X[2], perm[start:stop])
 
 
-def _first_layer_forward_dense(Z, X, W):
+def _dot_xw_dense(Z, X, W):
     np.dot(X, W, Z)
 
 
-def _first_layer_forward_csr(Z, X, W):
+def _dot_xw_csr(Z, X, W):
     data, indices, indptr, rows = X
     m = Z.shape[1]
     Z[:] = 0
@@ -216,11 +216,11 @@ def _first_layer_forward_csr(Z, X, W):
                 Z[r, j] += v * W[c, j]
 
 
-def _first_layer_grad_dense(dW, X, D):
+def _dot_xtd_dense(dW, X, D):
     np.dot(X.T, D, dW)
 
 
-def _first_layer_grad_csr(dW, X, D):
+def _dot_xtd_csr(dW, X, D):
     data, indices, indptr, rows = X
     m = dW.shape[1]
     dW[:] = 0
@@ -254,16 +254,16 @@ def batch_rows(X, perm, start, stop, xbuf):
     return (_batch_rows_dense if _dense(X) else _batch_rows_csr)(X, perm, start, stop, xbuf)
 
 
-def first_layer_forward(Z, X, W):
-    """``Z = X W``, the first product of eq. (1). CSR: row r of Z sums ``v W[c, :]`` over
+def dot_xw(Z, X, W):
+    """``Z = X W``, the product of eq. (1) (X: a layer's input, dense or CSR). CSR: row r of Z sums ``v W[c, :]`` over
     the stored entries (c, v) of its row, in storage order (as scipy's product does)."""
-    (_first_layer_forward_dense if _dense(X) else _first_layer_forward_csr)(Z, X, W)
+    (_dot_xw_dense if _dense(X) else _dot_xw_csr)(Z, X, W)
 
 
-def first_layer_grad(dW, X, D):
-    """``dW = Xᵀ D``, the product of eq. (4a) for the first layer. CSR: ``dW[c, :] +=
+def dot_xtd(dW, X, D):
+    """``dW = Xᵀ D``, the product of eq. (4a) (X: a layer's input, dense or CSR). CSR: ``dW[c, :] +=
     v D[r, :]`` over rows r in order and their stored entries (c, v)."""
-    (_first_layer_grad_dense if _dense(X) else _first_layer_grad_csr)(dW, X, D)
+    (_dot_xtd_dense if _dense(X) else _dot_xtd_csr)(dW, X, D)
 
 
 # In kernels, Numba resolves each of the five at typing time from X's type.
@@ -282,14 +282,14 @@ def _ov_batch_rows(X, perm, start, stop, xbuf):
     return _batch_rows_dense if _dense(X) else _batch_rows_csr
 
 
-@overload(first_layer_forward, jit_options=JIT)
-def _ov_first_layer_forward(Z, X, W):
-    return _first_layer_forward_dense if _dense(X) else _first_layer_forward_csr
+@overload(dot_xw, jit_options=JIT)
+def _ov_dot_xw(Z, X, W):
+    return _dot_xw_dense if _dense(X) else _dot_xw_csr
 
 
-@overload(first_layer_grad, jit_options=JIT)
-def _ov_first_layer_grad(dW, X, D):
-    return _first_layer_grad_dense if _dense(X) else _first_layer_grad_csr
+@overload(dot_xtd, jit_options=JIT)
+def _ov_dot_xtd(dW, X, D):
+    return _dot_xtd_dense if _dense(X) else _dot_xtd_csr
 
 
 # ---------------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def dense_forward(A, A_prev, W, b, code):
     A : (N, H_out) output, A_prev : (N, H_in) (or X, dense or CSR), W : (H_in, H_out),
     b : (H_out,).
     """
-    first_layer_forward(A, A_prev, W)  # A_prev W (np.dot when dense)
+    dot_xw(A, A_prev, W)  # A_prev W: np.dot, or the CSR loop for sparse X
     activation_forward(A, b, code)
 
 
@@ -322,7 +322,7 @@ def dense_backward(dW, db, D, A_prev, W, alpha, scale):
     dt = dW.dtype.type
     a = dt(alpha)
     s = dt(scale)
-    first_layer_grad(dW, A_prev, D)  # A_prevᵀ D (np.dot when dense)
+    dot_xtd(dW, A_prev, D)  # A_prevᵀ D: np.dot, or the CSR loop for sparse X
     for i in range(dW.shape[0]):
         for j in range(m):
             dW[i, j] = (dW[i, j] + a * W[i, j]) / s

@@ -79,11 +79,12 @@ def _next_call_batches(batches, rows_done, batch_size, seconds, max_batches):
 _PREDICT_BLOCK_ROWS = 512
 
 
-def _readonly(a):
-    """A read-only view of ``a`` (no copy). Kernel inputs are passed read-only always: to
-    Numba a read-only array (a joblib memory map, a model loaded with mmap_mode='r') is
-    another type, i.e. another compiled specialisation of every kernel."""
-    a = a.view()
+def _kernel_array(a, dtype=None):
+    """``a`` as a C-contiguous, read-only array of ``dtype`` (a copy only when ``a`` is not
+    one already). Kernel inputs are passed read-only always: to Numba a read-only array (a
+    joblib memory map, a model loaded with mmap_mode='r') is another type, i.e. another
+    compiled specialisation of every kernel."""
+    a = np.ascontiguousarray(a, dtype=dtype).view()
     a.flags.writeable = False
     return a
 
@@ -101,15 +102,15 @@ def _kernel_input(X, dtype):
     ``indices`` without bounds checks, so a corrupt matrix must not reach them.
     """
     if not sp.issparse(X):
-        return _readonly(np.ascontiguousarray(X, dtype=dtype))
+        return _kernel_array(X, dtype)
     X = X.tocsr()
     X.check_format(full_check=True)
     both32 = X.indices.dtype == np.int32 and X.indptr.dtype == np.int32
     index = np.int32 if both32 else np.int64
     return (
-        _readonly(np.ascontiguousarray(X.data, dtype=dtype)),
-        _readonly(np.ascontiguousarray(X.indices, dtype=index)),
-        _readonly(np.ascontiguousarray(X.indptr, dtype=index)),
+        _kernel_array(X.data, dtype),
+        _kernel_array(X.indices, index),
+        _kernel_array(X.indptr, index),
         np.arange(X.shape[0], dtype=np.int64),
     )
 
@@ -336,10 +337,10 @@ class _BaseMLP(BaseEstimator):
             self._set_flat(_writable(flat))
             flat = self._flat
         dtype = flat.dtype
-        Y = _readonly(np.ascontiguousarray(y, dtype=dtype))
+        Y = _kernel_array(y, dtype)
         sw = None
         if sample_weight is not None:
-            sw = _readonly(np.ascontiguousarray(sample_weight, dtype=dtype))
+            sw = _kernel_array(sample_weight, dtype)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sw, incremental)
@@ -369,7 +370,7 @@ class _BaseMLP(BaseEstimator):
         deltas = np.empty(ws_size, dtype=dtype)
         grads = np.empty(layout.size, dtype=dtype)
         if sw is None:
-            sw = _readonly(np.ones(n, dtype=dtype))
+            sw = _kernel_array(np.ones(n, dtype=dtype))
         hidden, out_act, loss_code = self._kernel_codes()
 
         def loss_grad(x):
@@ -435,9 +436,9 @@ class _BaseMLP(BaseEstimator):
 
         n_samples, n_features = X_train.shape
         X_train = _kernel_input(X_train, dtype)
-        Y_train = _readonly(np.ascontiguousarray(Y_train))
-        sw_train = _readonly(np.ones(n_samples, dtype=dtype) if sw_train is None
-                             else np.ascontiguousarray(sw_train))
+        Y_train = _kernel_array(Y_train)
+        sw_train = _kernel_array(np.ones(n_samples, dtype=dtype) if sw_train is None
+                                 else sw_train)
         sample_idx = np.arange(n_samples, dtype=np.int64)
 
         if self.batch_size == "auto":
@@ -617,7 +618,7 @@ class _BaseMLP(BaseEstimator):
         dtype = np.result_type(X.dtype, flat.dtype)  # as numpy's X @ W would
         n = X.shape[0]
         X = _kernel_input(X, dtype)
-        flat = _readonly(flat.astype(dtype, copy=False))
+        flat = _kernel_array(flat, dtype)
         layout = self._layout
         hidden, out_act, _ = self._kernel_codes()
         h_max = max([1] + [int(h) for h in layout.units[1:-1]])

@@ -248,7 +248,7 @@ def test_first_layer_products_csr(dtype):
     W = rng.standard_normal((7, 4)).astype(dtype)
     D = rng.standard_normal((5, 4)).astype(dtype)
     Z = np.full((5, 4), np.nan, dtype)
-    K.first_layer_forward(Z, csr_tuple(X, dtype, rows), W)
+    K.dot_xw(Z, csr_tuple(X, dtype, rows), W)
     dW = np.full((7, 4), np.nan, dtype)
     K.dense_backward(dW, np.empty(4, dtype), D, csr_tuple(X, dtype, rows), W, 0.0, 1.0)
     np.testing.assert_allclose(Z, X[rows] @ W, rtol=RTOL[dtype])
