@@ -16,8 +16,10 @@ Math (equation numbers are those of docs/backprop.md)
 -----------------------------------------------------
 (1)  Z_l = A_{l-1} W_l + b_l,   A_l = f_l(Z_l),   A_0 = X          dense_forward
 (2)  δ_L = diag(s) (A_L - Y)   (s = sample weights, or 1)         output_delta_and_loss
-(3)  δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(Z_{l-1})                            loss_grad + activation_backward
-(4)  ∂J/∂W_l = (A_{l-1}ᵀ δ_l + α W_l) / S,   ∂J/∂b_l = Σ_rows δ_l / S      dense_backward
+(3)  δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(Z_{l-1})                            backprop + activation_backward
+(4)  ∂J/∂W_l = (A_{l-1}ᵀ δ_l + α W_l) / S,   ∂J/∂b_l = Σ_rows δ_l / S
+         the sums: dense_backward;  + α W, / S: finish_gradient (loss_grad, for L-BFGS),
+         or inside the update loop (train_epoch: one pass over the buffer, not two)
 (5)  SGD / Nesterov / Adam step on the flat buffer                 sgd_update, adam_update
 
 S is the number of rows (or the sum of their sample weights); the stored δ is S·∂J/∂Z,
@@ -309,30 +311,44 @@ def dense_forward(A, A_prev, W, b, code):
 
 
 @njit(**JIT)
-def dense_backward(dW, db, D, A_prev, W, alpha, scale):
-    """Eq. (4): the gradients of one layer's weights and bias.
+def dense_backward(dW, db, D, A_prev):
+    """Eq. (4) before the penalty and the scale: the sums the gradients are made of.
 
-    dW : (H_in, H_out)  <- (A_prevᵀ D + alpha W) / scale
-    db : (H_out,)       <- Σ_rows D / scale
+    dW : (H_in, H_out)  <- A_prevᵀ D
+    db : (H_out,)       <- Σ_rows D
     D : (N, H_out) the layer's residual δ;  A_prev : (N, H_in) or the input X (dense or
-    CSR, first layer);  W : (H_in, H_out).
-    The residual passed down, D Wᵀ (first half of eq. 3), is one product: see loss_grad.
+    CSR, first layer).
+    ``finish_gradient`` (or the optimizer step, which does the same on the fly) turns
+    them into ``(dW + alpha W) / S`` and ``db / S``. The residual passed down, D Wᵀ
+    (first half of eq. 3), is one product: see ``backprop``.
     """
-    n, m = D.shape
-    dt = dW.dtype.type
-    a = dt(alpha)
-    s = dt(scale)
     dot_xtd(dW, A_prev, D)  # A_prevᵀ D: np.dot, or the CSR loop for sparse X
-    for i in range(dW.shape[0]):
-        for j in range(m):
-            dW[i, j] = (dW[i, j] + a * W[i, j]) / s
+    column_sums(db, D)
+
+
+@njit(**JIT)
+def column_sums(out, D):
+    """``out[j] = Σ_i D[i, j]``, rows in order (as NumPy's ``D.sum(axis=0)`` for C order)."""
+    n, m = D.shape
+    dt = out.dtype.type
     for j in range(m):
-        db[j] = dt(0.0)
+        out[j] = dt(0.0)
     for i in range(n):
         for j in range(m):
-            db[j] += D[i, j]
-    for j in range(m):
-        db[j] /= s
+            out[j] += D[i, j]
+
+
+@njit(**JIT)
+def finish_gradient(grads, params, n_coefs, alpha, scale):
+    """Eq. (4), completed: ``g <- (g + alpha θ) / S`` for the weights (``[:n_coefs]``),
+    ``g <- g / S`` for the biases, in scikit-learn's order of operations."""
+    dt = grads.dtype.type
+    a = dt(alpha)
+    s = dt(scale)
+    for i in range(n_coefs):
+        grads[i] = (grads[i] + a * params[i]) / s
+    for i in range(n_coefs, grads.size):
+        grads[i] /= s
 
 
 # ---------------------------------------------------------------------------------------
@@ -421,14 +437,16 @@ def forward(acts, params, X, units, w_off, b_off, a_off, hidden, out_act):
 
 
 @njit(**JIT)
-def loss_grad(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
-              n_coefs, hidden, out_act, loss_code, alpha):
-    """Loss of one batch and its gradient with respect to every parameter.
+def backprop(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
+             n_coefs, hidden, out_act, loss_code, alpha):
+    """Forward (1), output residual and loss (2), backward (3) and the sums of (4).
 
-    grads : (P,) output, same layout as params.
+    grads : (P,) output, same layout as params: ``A_{l-1}ᵀ δ_l`` and ``Σ_rows δ_l``, not
+    yet penalised nor scaled (``finish_gradient`` or the optimizer step does that).
     acts, deltas : workspace vectors laid out by ``a_off`` (at least N rows a layer).
     X : (N, F) dense or CSR rows, Y : (N, K), sw : (N,).
-    Returns the batch loss (data loss + ½ α ‖W‖² / S), as scikit-learn's ``_backprop``.
+    Returns (batch loss, S): the loss as scikit-learn's ``_backprop`` (data loss
+    + ½ α ‖W‖² / S) and S, the batch's rows or the sum of their sample weights.
     """
     n = n_rows(X)
     L = units.size - 1
@@ -444,12 +462,23 @@ def loss_grad(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
         D = layer_view(deltas, a_off[l], n, units[l + 1])
         if l > 0:
             A_prev = layer_view(acts, a_off[l - 1], n, units[l])
-            dense_backward(dW, db, D, A_prev, W, alpha, S)
+            dense_backward(dW, db, D, A_prev)
             D_prev = layer_view(deltas, a_off[l - 1], n, units[l])
             np.dot(D, W.T, D_prev)  # eq. (3): δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(A_{l-1})
             activation_backward(D_prev, A_prev, hidden)
         else:
-            dense_backward(dW, db, D, X, W, alpha, S)
+            dense_backward(dW, db, D, X)
+    return loss, S
+
+
+@njit(**JIT)
+def loss_grad(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
+              n_coefs, hidden, out_act, loss_code, alpha):
+    """Loss of one batch and its gradient with respect to every parameter (eq. 1-4), for
+    L-BFGS and the tests; arguments as ``backprop``. Returns the batch loss."""
+    loss, S = backprop(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
+                       n_coefs, hidden, out_act, loss_code, alpha)
+    finish_gradient(grads, params, n_coefs, alpha, S)
     return loss
 
 
@@ -458,23 +487,34 @@ def loss_grad(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
 # ---------------------------------------------------------------------------------------
 
 
+# Each takes the raw sums left by ``backprop`` and finishes the gradient element by
+# element inside its loop, ``g = (sum + alpha θ) / S`` (weights) or ``sum / S`` (biases),
+# exactly as ``finish_gradient`` would: one pass over the buffer instead of two.
+
+
 @njit(**JIT)
-def sgd_update(params, velocity, grads, lr, momentum, nesterov):
-    """Eq. (5a): ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)`` (Nesterov) or ``θ + v``."""
+def _sgd_element(params, velocity, i, g, mu, eta, nesterov):
+    v = mu * velocity[i] - eta * g
+    velocity[i] = v
+    if nesterov:
+        params[i] += mu * v - eta * g
+    else:
+        params[i] += v
+
+
+@njit(**JIT)
+def sgd_update(params, velocity, grads, n_coefs, alpha, scale, lr, momentum, nesterov):
+    """Eq. (5a): ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)`` (Nesterov) or ``θ + v``,
+    with g finished from ``grads`` as in ``finish_gradient``."""
     dt = params.dtype.type
     mu = dt(momentum)
     eta = dt(lr)
-    if nesterov:
-        for i in range(params.size):
-            g = grads[i]
-            v = mu * velocity[i] - eta * g
-            velocity[i] = v
-            params[i] += mu * v - eta * g
-    else:
-        for i in range(params.size):
-            v = mu * velocity[i] - eta * grads[i]
-            velocity[i] = v
-            params[i] += v
+    a = dt(alpha)
+    s = dt(scale)
+    for i in range(n_coefs):
+        _sgd_element(params, velocity, i, (grads[i] + a * params[i]) / s, mu, eta, nesterov)
+    for i in range(n_coefs, params.size):
+        _sgd_element(params, velocity, i, grads[i] / s, mu, eta, nesterov)
 
 
 @njit(**JIT)
@@ -484,9 +524,19 @@ def adam_step_size(lr, beta1, beta2, t):
 
 
 @njit(**JIT)
-def adam_update(params, m, v, grads, lr_t, beta1, beta2, epsilon):
+def _adam_element(params, m, v, i, g, b1, c1, b2, c2, step, eps):
+    mi = b1 * m[i] + c1 * g
+    vi = b2 * v[i] + c2 * (g * g)
+    m[i] = mi
+    v[i] = vi
+    params[i] += step * mi / (np.sqrt(vi) + eps)
+
+
+@njit(**JIT)
+def adam_update(params, m, v, grads, n_coefs, alpha, scale, lr_t, beta1, beta2, epsilon):
     """Eq. (5b): ``m <- β1 m + (1-β1) g``; ``v <- β2 v + (1-β2) g²``;
-    ``θ <- θ - η_t m / (sqrt(v) + ε)`` (Kingma & Ba 2014, as scikit-learn's AdamOptimizer)."""
+    ``θ <- θ - η_t m / (sqrt(v) + ε)`` (Kingma & Ba 2014, as scikit-learn's AdamOptimizer),
+    with g finished from ``grads`` as in ``finish_gradient``."""
     dt = params.dtype.type
     b1 = dt(beta1)
     c1 = dt(1.0 - beta1)
@@ -494,13 +544,12 @@ def adam_update(params, m, v, grads, lr_t, beta1, beta2, epsilon):
     c2 = dt(1.0 - beta2)
     step = dt(-lr_t)
     eps = dt(epsilon)
-    for i in range(params.size):
-        g = grads[i]
-        mi = b1 * m[i] + c1 * g
-        vi = b2 * v[i] + c2 * (g * g)
-        m[i] = mi
-        v[i] = vi
-        params[i] += step * mi / (np.sqrt(vi) + eps)
+    a = dt(alpha)
+    s = dt(scale)
+    for i in range(n_coefs):
+        _adam_element(params, m, v, i, (grads[i] + a * params[i]) / s, b1, c1, b2, c2, step, eps)
+    for i in range(n_coefs, params.size):
+        _adam_element(params, m, v, i, grads[i] / s, b1, c1, b2, c2, step, eps)
 
 
 # ---------------------------------------------------------------------------------------
@@ -516,7 +565,7 @@ def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
     """Train on minibatches ``perm[first:last]`` in order, updating params in place.
 
     Per batch: gather rows -> forward (1) -> δ and loss (2) -> backward (3, 4) ->
-    update (5). No allocation: all buffers are preallocated by the caller.
+    update (5), which finishes the gradient (penalty, scale) in its own pass. No allocation: all buffers are preallocated by the caller.
 
     params, grads : (P,).  state1, state2 : (P,) SGD velocity (state2 unused) or Adam m, v.
     acts, deltas : workspace laid out by ``a_off`` for ``batch_size`` rows.
@@ -541,15 +590,16 @@ def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
             for j in range(n_outputs):
                 yb[r, j] = Y[src, j]
             wb[r] = sw[src]
-        batch_loss = loss_grad(grads, acts, deltas, params, xb, yb, wb, units, w_off,
-                               b_off, a_off, n_coefs, hidden, out_act, loss_code, alpha)
+        batch_loss, S = backprop(grads, acts, deltas, params, xb, yb, wb, units, w_off,
+                                 b_off, a_off, n_coefs, hidden, out_act, loss_code, alpha)
         loss_sum += batch_loss * nb
         if solver == SGD:
-            sgd_update(params, state1, grads, lr, momentum, nesterov)
+            sgd_update(params, state1, grads, n_coefs, alpha, S, lr, momentum, nesterov)
         else:
             t += 1
             lr_t = adam_step_size(lr, beta1, beta2, t)
-            adam_update(params, state1, state2, grads, lr_t, beta1, beta2, epsilon)
+            adam_update(params, state1, state2, grads, n_coefs, alpha, S, lr_t, beta1, beta2,
+                        epsilon)
         start = stop
     return loss_sum, t
 

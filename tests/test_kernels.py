@@ -90,9 +90,18 @@ def test_dense_backward(dtype):
     D = rng.standard_normal((9, 3)).astype(dtype)
     dW = np.empty_like(W)
     db = np.empty(3, dtype=dtype)
-    K.dense_backward(dW, db, D, A_prev, W, 0.3, 7.5)
-    np.testing.assert_allclose(dW, (A_prev.T @ D + 0.3 * W) / 7.5, rtol=RTOL[dtype])
-    np.testing.assert_allclose(db, D.sum(axis=0) / 7.5, rtol=RTOL[dtype])
+    K.dense_backward(dW, db, D, A_prev)
+    np.testing.assert_allclose(dW, A_prev.T @ D, rtol=RTOL[dtype])
+    np.testing.assert_allclose(db, D.sum(axis=0), rtol=RTOL[dtype])
+
+
+def test_finish_gradient(dtype):
+    """(sums + alpha W) / S on the weights, sums / S on the biases."""
+    rng = np.random.default_rng(3)
+    g, p = (rng.standard_normal(20).astype(dtype) for _ in range(2))
+    want = np.concatenate([(g[:12] + 0.3 * p[:12]) / 7.5, g[12:] / 7.5])
+    K.finish_gradient(g, p, 12, 0.3, 7.5)
+    np.testing.assert_allclose(g, want, rtol=RTOL[dtype])
 
 
 @pytest.mark.parametrize("out,loss", HEADS)
@@ -141,28 +150,47 @@ def test_loss_grad(hidden, out, loss, dtype):
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype] * 10, atol=RTOL[dtype])
 
 
+def finished(sums, p, n_coefs, alpha, scale):
+    """The gradient the optimizers finish on the fly, by ``finish_gradient``."""
+    g = sums.copy()
+    K.finish_gradient(g, p, n_coefs, alpha, scale)
+    return g
+
+
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_sgd_update(nesterov, dtype):
+    """The update takes the raw sums and finishes the gradient itself (weights [:30]
+    penalised), bit for bit as finish_gradient, then steps as the reference."""
     rng = np.random.default_rng(6)
-    p, v, g = (rng.standard_normal(50).astype(dtype) for _ in range(3))
+    p, v, sums = (rng.standard_normal(50).astype(dtype) for _ in range(3))
+    g = finished(sums, p, 30, 0.2, 3.0)
     want_p, want_v = ref.sgd(p, v, g, 0.1, 0.9, nesterov)
-    K.sgd_update(p, v, g, 0.1, 0.9, nesterov)
+    q, w = p.copy(), v.copy()
+    K.sgd_update(p, v, sums, 30, 0.2, 3.0, 0.1, 0.9, nesterov)
     np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
     np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
+    K.sgd_update(q, w, g, 0, 0.0, 1.0, 0.1, 0.9, nesterov)  # g already finished
+    np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(v, w)
 
 
 def test_adam_update(dtype):
     rng = np.random.default_rng(7)
-    p, m, g = (rng.standard_normal(50).astype(dtype) for _ in range(3))
+    p, m, sums = (rng.standard_normal(50).astype(dtype) for _ in range(3))
     v = rng.uniform(0, 1, 50).astype(dtype)
     t = 3
+    g = finished(sums, p, 30, 0.2, 3.0)
     want_p, want_m, want_v = ref.adam(p, m, v, g, 0.01, 0.9, 0.999, 1e-8, t)
     lr_t = K.adam_step_size(0.01, 0.9, 0.999, t)
     assert lr_t == 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
-    K.adam_update(p, m, v, g, lr_t, 0.9, 0.999, 1e-8)
+    q, m2, v2 = p.copy(), m.copy(), v.copy()
+    K.adam_update(p, m, v, sums, 30, 0.2, 3.0, lr_t, 0.9, 0.999, 1e-8)
     np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
     np.testing.assert_allclose(m, want_m, rtol=RTOL[dtype])
     np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
+    K.adam_update(q, m2, v2, g, 0, 0.0, 1.0, lr_t, 0.9, 0.999, 1e-8)  # g already finished
+    for got, want in ((p, q), (m, m2), (v, v2)):
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
@@ -250,7 +278,7 @@ def test_first_layer_products_csr(dtype):
     Z = np.full((5, 4), np.nan, dtype)
     K.dot_xw(Z, csr_tuple(X, dtype, rows), W)
     dW = np.full((7, 4), np.nan, dtype)
-    K.dense_backward(dW, np.empty(4, dtype), D, csr_tuple(X, dtype, rows), W, 0.0, 1.0)
+    K.dense_backward(dW, np.empty(4, dtype), D, csr_tuple(X, dtype, rows))
     np.testing.assert_allclose(Z, X[rows] @ W, rtol=RTOL[dtype])
     np.testing.assert_allclose(dW, X[rows].T @ D, rtol=RTOL[dtype], atol=RTOL[dtype])
 
