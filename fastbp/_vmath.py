@@ -3,18 +3,22 @@
 Numba lowers ``np.exp``/``np.tanh`` to scalar libm calls (no SIMD math library in the
 pip builds of llvmlite), about 4 ns and 10 ns an element here: on tanh and logistic
 networks they cost more than the matrix products. The functions below are straight-line
-float64 arithmetic plus two bit casts, which LLVM turns into SIMD code when they are
+float arithmetic plus two bit casts, which LLVM turns into SIMD code when they are
 called from an element loop in a kernel compiled with ``error_model='numpy'``
-(``_config.JIT``): about 1.4 ns (exp) and 2.2 ns (tanh) an element.
+(``_config.JIT``); their polynomials are evaluated with fused multiply-adds (``_fma``).
+Measured here (AMD EPYC, AVX-512): about 1.3 ns (exp), 2.0 ns (tanh) and 1.5 ns
+(logistic) an element in float64.
 
-Accuracy (checked in tests/test_vmath.py): float64 within 2 ulp (exp) and 4 ulp (tanh)
-of NumPy over the whole range, so float64 training still matches scikit-learn's to
-rounding; float32 within 2 ulp of the exact result. Special values as NumPy: exp(nan) = nan, exp(x > 709.78) =
-inf, exp(-inf) = 0; results below 2.2e-308 (subnormal) are flushed to 0.
+Accuracy (checked in tests/test_vmath.py): float64 within 1 ulp (exp), 2 ulp (tanh) and
+3 ulp (logistic) of NumPy over the whole range, so float64 training still matches
+scikit-learn's to rounding; float32 within 2 ulp of the exact result. The tests allow
+2/4/4 ulp in float64: on a CPU without FMA the polynomials round after every operation
+(that is what they measured before ``_fma``). Special values as NumPy: exp(nan) = nan,
+exp(x > 709.78) = inf, exp(-inf) = 0; results below 2.2e-308 (subnormal) are flushed to 0.
 
 Each function has a float64 and a float32 version, picked by Numba from the argument's
-type: the float32 ones compute in float32 (twice the SIMD lanes), about 0.55 ns (exp)
-and 0.83 ns (tanh) an element.
+type: the float32 ones compute in float32 (twice the SIMD lanes), about 0.66 ns (exp)
+and 0.93 ns (tanh) an element.
 
 Method (after Cephes and the usual SIMD libraries):
 - exp(x) = 2^k · e^r, k = round(x / ln 2), r = x − k ln 2 (Cody–Waite, two-part ln 2),
@@ -79,6 +83,28 @@ _bits32 = _bit_cast(types.float32, types.int32, ir.IntType(32))
 _from_bits32 = _bit_cast(types.int32, types.float32, ir.FloatType())
 
 
+def _multiply_add(ty, ty_ir):
+    """An intrinsic ``a * b + c`` as LLVM's ``fmuladd``: one fused multiply-add (a single
+    rounding) where the CPU has FMA, a multiply and an add where it has not. The kernels
+    are compiled without the ``contract`` fast-math flag, so only the polynomials here
+    are fused (a third faster, and closer to the exact result)."""
+
+    @intrinsic
+    def fmuladd(typingctx, a, b, c):
+        def codegen(context, builder, sig, args):
+            f = builder.module.declare_intrinsic("llvm.fmuladd", [ty_ir],
+                                                 ir.FunctionType(ty_ir, [ty_ir] * 3))
+            return builder.call(f, args)
+
+        return ty(ty, ty, ty), codegen
+
+    return fmuladd
+
+
+_fma = _multiply_add(types.float64, ir.DoubleType())
+_fma32 = _multiply_add(types.float32, ir.FloatType())
+
+
 # float32: the same method with float32 constants (ln 2 split for float32, 1.5 * 2^23,
 # Taylor to degree 7, Cephes' tanhf polynomial below 0.625)
 _f = np.float32
@@ -101,20 +127,19 @@ def _exp(x):
     t = xc * _LOG2E + _ROUND
     k = t - _ROUND  # round(x / ln 2), as a float
     r = (xc - k * _LN2_HI) - k * _LN2_LO
-    p = _C13
-    p = p * r + _C12
-    p = p * r + _C11
-    p = p * r + _C10
-    p = p * r + _C9
-    p = p * r + _C8
-    p = p * r + _C7
-    p = p * r + _C6
-    p = p * r + _C5
-    p = p * r + _C4
-    p = p * r + _C3
-    p = p * r + _C2
-    p = p * r + _C1
-    p = p * r + _C0
+    p = _fma(_C13, r, _C12)
+    p = _fma(p, r, _C11)
+    p = _fma(p, r, _C10)
+    p = _fma(p, r, _C9)
+    p = _fma(p, r, _C8)
+    p = _fma(p, r, _C7)
+    p = _fma(p, r, _C6)
+    p = _fma(p, r, _C5)
+    p = _fma(p, r, _C4)
+    p = _fma(p, r, _C3)
+    p = _fma(p, r, _C2)
+    p = _fma(p, r, _C1)
+    p = _fma(p, r, _C0)
     kb = _bits(t) - _bits(_ROUND)  # k as an integer
     half = kb >> 1  # 2^k as two factors: k = 1024 would overflow one exponent field
     y = p * _from_bits((half + 1023) << 52) * _from_bits((kb - half + 1023) << 52)
@@ -127,7 +152,8 @@ def _exp(x):
 def _tanh(x):
     ax = abs(x)
     z = x * x
-    small = x + x * z * (((_P0 * z + _P1) * z + _P2) / (((z + _Q0) * z + _Q1) * z + _Q2))
+    q = _fma(_fma(_P0, z, _P1), z, _P2) / _fma(_fma(z + _Q0, z, _Q1), z, _Q2)
+    small = _fma(x * z, q, x)
     t = _exp(-2.0 * ax)
     big = math.copysign((1.0 - t) / (1.0 + t), x)
     return small if ax < 0.625 else big
@@ -144,14 +170,13 @@ def _exp32(x):
     t = xc * _LOG2E_F + _ROUND_F
     k = t - _ROUND_F
     r = (xc - k * _LN2_HI_F) - k * _LN2_LO_F
-    p = _D7
-    p = p * r + _D6
-    p = p * r + _D5
-    p = p * r + _D4
-    p = p * r + _D3
-    p = p * r + _D2
-    p = p * r + _D1
-    p = p * r + _D0
+    p = _fma32(_D7, r, _D6)
+    p = _fma32(p, r, _D5)
+    p = _fma32(p, r, _D4)
+    p = _fma32(p, r, _D3)
+    p = _fma32(p, r, _D2)
+    p = _fma32(p, r, _D1)
+    p = _fma32(p, r, _D0)
     kb = _bits32(t) - _bits32(_ROUND_F)
     half = kb >> 1
     y = p * _from_bits32((half + 127) << 23) * _from_bits32((kb - half + 127) << 23)
@@ -164,7 +189,8 @@ def _exp32(x):
 def _tanh32(x):
     ax = abs(x)
     z = x * x
-    small = ((((_T0 * z + _T1) * z + _T2) * z + _T3) * z + _T4) * z * x + x
+    q = _fma32(_fma32(_fma32(_fma32(_T0, z, _T1), z, _T2), z, _T3), z, _T4)
+    small = _fma32(q * z, x, x)
     t = _exp32(-_TWO_F * ax)
     big = (_ONE_F - t) / (_ONE_F + t)
     big = -big if x < _ZERO_F else big
