@@ -201,6 +201,11 @@ def main(argv=None):
         print("\npeak RSS+ MB: growth of the resident set during one fit (peak RSS minus RSS "
               "before, after malloc_trim); check fit s: the untimed first fit (warm-up).")
         print(report.memory_table(results))
+        print("\nwhere fastbp's time goes, ms per epoch (bench/breakdown.py): the floor "
+              "(products, BLAS threads), fastbp's serial work beside them by kind, other = "
+              "fastbp - floor - serial; 'if serial only' = (floor + serial) / floor, the "
+              "best x floor while that work runs on one core")
+        print(report.breakdown_table(results))
         flagged = [r for r in results if r["flags"]]
         for r in flagged:
             print(f"FLAG {r['name']} {r['dtype']}: " + "; ".join(r["flags"]))

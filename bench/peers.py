@@ -206,7 +206,19 @@ def versions():
 # ---------------------------------------------------------------------------------------
 
 
+# Before every timed call, wait this long (untimed) for the other trainers' thread pools
+# to go idle. NumPy's and SciPy's wheels each bundle their own OpenBLAS (scikit-learn uses
+# the first, Numba's np.dot hence fastbp and the floor the second) and torch has its own
+# OpenMP pool. After a call, a pool's threads spin waiting for more work: measured here,
+# NumPy's OpenBLAS spins 50-100 ms, and while it does, products on SciPy's OpenBLAS take
+# 1.9x as long on 2 cores (torch's pool: 1.4x, under 50 ms). Without the pause, whichever
+# trainer runs right after another pays for the other's threads.
+SETTLE_S = 0.25
+
+
 def timed(fn):
+    """(seconds, result) of ``fn()``, started after ``SETTLE_S`` of quiet."""
+    time.sleep(SETTLE_S)
     t0 = time.perf_counter()
     result = fn()
     return time.perf_counter() - t0, result

@@ -151,6 +151,32 @@ def memory_table(results):
     return "\n".join(lines)
 
 
+BREAKDOWN_COLS = [("workload", 27, "<"), ("dtype", 8, "<"), ("floor", 8, ">"),
+                  ("gather", 8, ">"), ("activ.", 8, ">"), ("loss", 7, ">"),
+                  ("backward", 9, ">"), ("penalty", 8, ">"), ("update", 8, ">"),
+                  ("serial", 8, ">"), ("other", 8, ">"), ("fastbp", 8, ">"),
+                  ("x floor", 8, ">"), ("if serial only", 15, ">")]
+
+
+def breakdown_table(results):
+    """ms per epoch: the floor, fastbp's serial work by kind, the rest, fastbp's total."""
+    lines = [_row(BREAKDOWN_COLS, [c[0] for c in BREAKDOWN_COLS])]
+    lines.append("-" * len(lines[0]))
+    for r in results:
+        b = r.get("breakdown")
+        if b is None:
+            continue
+        ms = [1e3 * b["serial_s_per_epoch"][k] for k in ("gather", "activations",
+                                                            "loss head", "backward",
+                                                            "penalty", "update")]
+        lines.append(_row(BREAKDOWN_COLS, [
+            r["name"], r["dtype"], _s(1e3 * r["floor"]["s_per_epoch"]), *map(_s, ms),
+            _s(1e3 * b["serial_total"]), _s(1e3 * b["other"]),
+            _s(1e3 * r["trainers"]["fastbp"]["s_per_epoch"]), f"{r['x_floor']:.2f}",
+            f"{b['x_floor_serial']:.2f}"]))
+    return "\n".join(lines)
+
+
 def jit_table(j):
     lines = [f"{'':<34}{'import':>8}{'1st fit f64':>12}{'1st fit f32':>12}"
              f"{'2nd fit f64':>12}{'process wall':>13}"]

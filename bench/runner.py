@@ -7,11 +7,15 @@ One workload, for each trainer (bench/peers.py) and the floor (bench/floor.py):
    and no speed-up is reported for the pair that disagrees;
 2. time: ``repeats`` rounds, each round one whole fit per trainer (``max_iter=epochs``,
    every epoch runs) and three floor epochs, interleaved so that load from other work on
-   the machine hits every trainer alike; best of all rounds, divided by the epochs. While
+   the machine hits every trainer alike, each started after a quarter second of quiet
+   (``peers.SETTLE_S``: the previous trainer's BLAS threads stop spinning); best of all
+   rounds, divided by the epochs. While
    some best is not confirmed by a second run within 25 % (other work got in the way),
    rounds are added, up to twice ``repeats``; still unconfirmed then, the workload is
    marked noisy. The first round's fits also record the growth of the resident set
-   (peers.rss_peak).
+   (peers.rss_peak);
+3. breakdown (bench/breakdown.py): fastbp's serial work beside the products, kind by
+   kind, with the workload's shapes; what it does not account for is ``other``.
 
 fastbp's JIT is warmed for both dtypes before any workload (``warm_up``), so no timed or
 checked fit compiles.
@@ -22,7 +26,7 @@ import time
 
 import numpy as np
 
-from bench import peers
+from bench import breakdown, peers
 from bench.floor import epoch_flops, make_floor
 from bench.workloads import Workload, load, scaling_data
 
@@ -130,6 +134,7 @@ def run_workload(w, dtype, epochs, repeats, use_torch=True, progress=None):
                                    check_fit_s=t_check)
         if name == "fastbp":
             units = _units(model, w, data)
+            fastbp_model = model
         if name == "sklearn":
             r["loss_rel_diff_fastbp_sklearn"] = abs(
                 r["trainers"]["fastbp"]["final_loss"] - float(model.loss_)) / abs(float(model.loss_))
@@ -177,6 +182,16 @@ def run_workload(w, dtype, epochs, repeats, use_torch=True, progress=None):
             ratio = r["trainers"][name]["s_per_epoch"] / fb
             r["speedup"][name] = ratio if agree else None
             r.setdefault("ratio_unchecked", {})[name] = ratio
+    # 3. where fastbp's time goes: its serial (non-BLAS) work, kind by kind
+    if progress:
+        progress("breakdown")
+    parts = breakdown.measure(fastbp_model, data["X_train"],
+                              breakdown.targets(fastbp_model, data["y_train"]), w.batch_size,
+                              repeats)
+    serial = sum(parts.values())
+    floor_s = r["floor"]["s_per_epoch"]
+    r["breakdown"] = dict(serial_s_per_epoch=parts, serial_total=serial,
+                          other=fb - floor_s - serial, x_floor_serial=(floor_s + serial) / floor_s)
     r["wall_s"] = dict(data=t_data, total=time.perf_counter() - t_start)
     return r
 

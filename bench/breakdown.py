@@ -1,0 +1,163 @@
+"""Where an epoch's time goes: fastbp's own kernels, one kind at a time.
+
+The floor (bench/floor.py) times the epoch's matrix products. This times everything else
+fastbp's epoch does, with the workload's shapes, each kind of work alone over an epoch's
+worth of minibatches, in one njit loop per kind, calling the same kernels ``train_epoch``
+calls:
+
+- gather: the minibatch's rows of X, Y and the sample weights (``batch_rows``);
+- activations: bias + f for every layer, including softmax/logistic/exp outputs
+  (``activation_forward``);
+- loss head: the output residual and the loss (``output_delta_and_loss``);
+- backward: f' for every hidden layer (``activation_backward``) and the bias gradients'
+  column sums (``column_sums``);
+- penalty: ‖W‖² (``squared_norm``);
+- update: the SGD or Adam step over the flat buffer, gradient finished in the same pass
+  (``sgd_update`` / ``adam_update``).
+
+All of these run on one core (only the products use BLAS's threads). ``floor + serial``
+is what the epoch would cost if nothing else happened; ``(floor + serial) / floor`` is the
+best "x floor" fastbp can show on this workload while that work stays serial. The rest of
+fastbp's measured time (``other``) is what the parts do not add up to: waking BLAS's
+threads after serial work, caches refilled between kinds of work, per-epoch Python
+(shuffle, stopping rules).
+
+Buffers are reused across batches, so repeated activations drift (tanh of tanh ...);
+each kind's cost depends on the shapes, not the values, except that ``exp`` may reach inf
+(no slower: the code is branch-free).
+"""
+
+import time
+
+import numpy as np
+from numba import njit
+
+from fastbp import _kernels as K
+from fastbp._config import JIT
+
+KINDS = ("gather", "activations", "loss head", "backward", "penalty", "update")
+
+
+@njit(**JIT)
+def _gather(X, Y, sw, perm, xbuf, ybuf, swbuf, batch_size):
+    n = X.shape[0]
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        K.batch_rows(X, perm, start, stop, xbuf)
+        for r in range(stop - start):
+            src = perm[start + r]
+            for j in range(Y.shape[1]):
+                ybuf[r, j] = Y[src, j]
+            swbuf[r] = sw[src]
+
+
+@njit(**JIT)
+def _activations(acts, biases, codes, n, batch_size):
+    for start in range(0, n, batch_size):
+        nb = min(batch_size, n - start)
+        for l in range(len(acts)):
+            K.activation_forward(acts[l][:nb], biases[l], codes[l])
+
+
+@njit(**JIT)
+def _loss_head(D, A, Y, sw, loss_code, n, batch_size):
+    total = 0.0
+    for start in range(0, n, batch_size):
+        nb = min(batch_size, n - start)
+        total += K.output_delta_and_loss(D[:nb], A[:nb], Y[:nb], sw[:nb], loss_code)[0]
+    return total
+
+
+@njit(**JIT)
+def _backward(deltas, acts, dbs, hidden, n, batch_size):
+    """f' for the hidden layers (deltas[:-1]), column sums for every layer."""
+    L = len(deltas)
+    for start in range(0, n, batch_size):
+        nb = min(batch_size, n - start)
+        for l in range(L):
+            K.column_sums(dbs[l], deltas[l][:nb])
+            if l < L - 1:
+                K.activation_backward(deltas[l][:nb], acts[l][:nb], hidden)
+
+
+@njit(**JIT)
+def _penalty(params, n_coefs, n, batch_size):
+    s = 0.0
+    for start in range(0, n, batch_size):
+        s += K.squared_norm(params[:n_coefs])
+    return s
+
+
+@njit(**JIT)
+def _update(params, s1, s2, grads, n_coefs, solver, n, batch_size):
+    t = 0
+    for start in range(0, n, batch_size):
+        if solver == K.SGD:
+            K.sgd_update(params, s1, grads, n_coefs, 1e-4, float(batch_size), 1e-3, 0.9, True)
+        else:
+            t += 1
+            K.adam_update(params, s1, s2, grads, n_coefs, 1e-4, float(batch_size),
+                          K.adam_step_size(1e-3, 0.9, 0.999, t), 0.9, 0.999, 1e-8)
+
+
+def _best(f, repeats):
+    f()  # compile (or load), and warm the caches
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def targets(model, y):
+    """y as the (n, K) array fastbp trains on: binarized labels, or the targets."""
+    if hasattr(model, "_label_binarizer"):
+        return model._label_binarizer.transform(y)
+    return np.asarray(y).reshape(len(y), -1)
+
+
+def measure(model, X, Y, batch_size, repeats=3, seed=0):
+    """Seconds per epoch of each kind of serial work, for fitted ``model`` (its layout,
+    activations, loss and solver) on training data X (n, F) and targets Y (``targets``)."""
+    rng = np.random.default_rng(seed)
+    dt = model._flat.dtype
+    layout = model._layout
+    units = [int(u) for u in layout.units]
+    hidden, out_act, loss_code = model._kernel_codes()
+    n, B, L = X.shape[0], batch_size, len(units) - 1
+    X = np.ascontiguousarray(X, dtype=dt)
+    Y = np.ascontiguousarray(Y, dtype=dt).reshape(n, -1)
+    sw = np.ones(n, dtype=dt)
+    perm = rng.permutation(n).astype(np.int64)
+    xbuf, ybuf, swbuf = np.empty((B, X.shape[1]), dt), np.empty((B, Y.shape[1]), dt), np.empty(B, dt)
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(dt)
+
+    acts = tuple(normal(B, u) for u in units[1:])
+    deltas = tuple(normal(B, u) for u in units[1:])
+    # backward's stored outputs: a where f'(a) is -1 (or 1), so that δ, multiplied by it
+    # batch after batch, neither underflows into (slow) subnormals nor overflows
+    a_unit = {K.LOGISTIC: (1 + 5**0.5) / 2, K.TANH: 2**0.5}.get(hidden, 1.0)
+    acts_back = tuple(np.full((B, u), a_unit, dt) for u in units[1:])
+    biases = tuple(normal(u) * dt.type(0.1) for u in units[1:])
+    dbs = tuple(np.empty(u, dt) for u in units[1:])
+    codes = np.array([hidden] * (L - 1) + [out_act], dtype=np.int64)
+    A_out = np.abs(normal(B, units[-1])) / dt.type(units[-1] + 1)  # in (0, 1): every loss
+    P = layout.size
+    params, grads = normal(P) * dt.type(0.05), normal(P)
+    s1, s2 = np.zeros(P, dt), np.zeros(P, dt)
+    solver = K.SGD if model.solver == "sgd" else K.ADAM
+
+    out = {
+        "gather": _best(lambda: _gather(X, Y, sw, perm, xbuf, ybuf, swbuf, B), repeats),
+        "activations": _best(lambda: _activations(acts, biases, codes, n, B), repeats),
+        "loss head": _best(lambda: _loss_head(deltas[-1], A_out, ybuf, swbuf, loss_code, n, B),
+                           repeats),
+        "backward": _best(lambda: _backward(deltas, acts_back, dbs, hidden, n, B), repeats),
+        "penalty": _best(lambda: _penalty(params, layout.n_coefs, n, B), repeats),
+        "update": _best(lambda: _update(params, s1, s2, grads, layout.n_coefs, solver, n, B),
+                        repeats),
+    }
+    return out
