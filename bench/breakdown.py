@@ -130,7 +130,8 @@ def measure(model, X, Y, batch_size, repeats=3, seed=0):
     Y = np.ascontiguousarray(Y, dtype=dt).reshape(n, -1)
     sw = np.ones(n, dtype=dt)
     perm = rng.permutation(n).astype(np.int64)
-    xbuf, ybuf, swbuf = np.empty((B, X.shape[1]), dt), np.empty((B, Y.shape[1]), dt), np.empty(B, dt)
+    xbuf, ybuf = np.empty((B, X.shape[1]), dt), np.empty((B, Y.shape[1]), dt)
+    swbuf = np.empty(B, dt)
 
     def normal(*shape):
         return rng.standard_normal(shape).astype(dt)

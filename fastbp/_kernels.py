@@ -34,7 +34,8 @@ every layer uses; each has a dense and a CSR implementation, picked by Numba at 
 time from X's type. Everything else is shared.
 
 Arithmetic mirrors scikit-learn 1.9's operation order (e.g. ``(g + αW) / S``, not
-``g/S + αW/S``) so that float64 results agree with it to rounding. Scalars arrive as
+``g/S + αW/S``) so that float64 results agree with it to rounding; ``/ S`` itself is a
+multiplication by 1/S (``finish_gradient`` says why). Scalars arrive as
 float64 and are cast to the arrays' dtype (``dt(x)``) so float32 kernels compute in float32.
 """
 
@@ -341,14 +342,18 @@ def column_sums(out, D):
 @njit(**JIT)
 def finish_gradient(grads, params, n_coefs, alpha, scale):
     """Eq. (4), completed: ``g <- (g + alpha θ) / S`` for the weights (``[:n_coefs]``),
-    ``g <- g / S`` for the biases, in scikit-learn's order of operations."""
+    ``g <- g / S`` for the biases, in scikit-learn's order of operations but for one
+    thing: ``/ S`` is ``* (1/S)``, 1/S computed once in float64. The two differ by at
+    most one unit in the last place (not at all for S a power of two), and a division
+    per parameter was a third of the Adam step's time (float64: 1.25 against 0.92 ns a
+    parameter)."""
     dt = grads.dtype.type
     a = dt(alpha)
-    s = dt(scale)
+    inv_s = dt(1.0 / scale)
     for i in range(n_coefs):
-        grads[i] = (grads[i] + a * params[i]) / s
+        grads[i] = (grads[i] + a * params[i]) * inv_s
     for i in range(n_coefs, grads.size):
-        grads[i] /= s
+        grads[i] *= inv_s
 
 
 # ---------------------------------------------------------------------------------------
@@ -510,11 +515,12 @@ def sgd_update(params, velocity, grads, n_coefs, alpha, scale, lr, momentum, nes
     mu = dt(momentum)
     eta = dt(lr)
     a = dt(alpha)
-    s = dt(scale)
+    inv_s = dt(1.0 / scale)
     for i in range(n_coefs):
-        _sgd_element(params, velocity, i, (grads[i] + a * params[i]) / s, mu, eta, nesterov)
+        _sgd_element(params, velocity, i, (grads[i] + a * params[i]) * inv_s, mu, eta,
+                     nesterov)
     for i in range(n_coefs, params.size):
-        _sgd_element(params, velocity, i, grads[i] / s, mu, eta, nesterov)
+        _sgd_element(params, velocity, i, grads[i] * inv_s, mu, eta, nesterov)
 
 
 @njit(**JIT)
@@ -545,11 +551,12 @@ def adam_update(params, m, v, grads, n_coefs, alpha, scale, lr_t, beta1, beta2, 
     step = dt(-lr_t)
     eps = dt(epsilon)
     a = dt(alpha)
-    s = dt(scale)
+    inv_s = dt(1.0 / scale)
     for i in range(n_coefs):
-        _adam_element(params, m, v, i, (grads[i] + a * params[i]) / s, b1, c1, b2, c2, step, eps)
+        _adam_element(params, m, v, i, (grads[i] + a * params[i]) * inv_s, b1, c1, b2, c2,
+                      step, eps)
     for i in range(n_coefs, params.size):
-        _adam_element(params, m, v, i, grads[i] / s, b1, c1, b2, c2, step, eps)
+        _adam_element(params, m, v, i, grads[i] * inv_s, b1, c1, b2, c2, step, eps)
 
 
 # ---------------------------------------------------------------------------------------
@@ -565,7 +572,8 @@ def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
     """Train on minibatches ``perm[first:last]`` in order, updating params in place.
 
     Per batch: gather rows -> forward (1) -> δ and loss (2) -> backward (3, 4) ->
-    update (5), which finishes the gradient (penalty, scale) in its own pass. No allocation: all buffers are preallocated by the caller.
+    update (5), which finishes the gradient (penalty, scale) in its own pass.
+    No allocation: all buffers are preallocated by the caller.
 
     params, grads : (P,).  state1, state2 : (P,) SGD velocity (state2 unused) or Adam m, v.
     acts, deltas : workspace laid out by ``a_off`` for ``batch_size`` rows.
