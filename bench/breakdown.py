@@ -18,8 +18,11 @@ calls:
 All of these run on one core (only the products use BLAS's threads). ``floor + serial``
 is what the epoch would cost if nothing else happened; ``(floor + serial) / floor`` is the
 best "x floor" fastbp can show on this workload while that work stays serial. The rest of
-fastbp's measured time (``other``) is what the parts do not add up to: waking BLAS's
-threads after serial work, caches refilled between kinds of work, per-epoch Python
+fastbp's measured time (``other``) is what the parts do not add up to. Measured causes:
+the update rewrites, every minibatch, the weights the BLAS threads multiply with and
+reads the gradients they wrote, so cache lines move between the cores (the floor never
+writes its weights; writing them in its loop adds 2.5 ms an epoch on mnist-logistic, and
+``other`` falls to 1-2 ms an epoch with one BLAS thread); also per-epoch Python
 (shuffle, stopping rules).
 
 Buffers are reused across batches, so repeated activations drift (tanh of tanh ...);

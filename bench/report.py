@@ -9,6 +9,8 @@ import os
 import platform
 import re
 
+from bench.breakdown import KINDS
+
 # ---------------------------------------------------------------------------------------
 # The machine
 # ---------------------------------------------------------------------------------------
@@ -166,9 +168,7 @@ def breakdown_table(results):
         b = r.get("breakdown")
         if b is None:
             continue
-        ms = [1e3 * b["serial_s_per_epoch"][k] for k in ("gather", "activations",
-                                                            "loss head", "backward",
-                                                            "penalty", "update")]
+        ms = [1e3 * b["serial_s_per_epoch"][k] for k in KINDS]
         lines.append(_row(BREAKDOWN_COLS, [
             r["name"], r["dtype"], _s(1e3 * r["floor"]["s_per_epoch"]), *map(_s, ms),
             _s(1e3 * b["serial_total"]), _s(1e3 * b["other"]),

@@ -9,10 +9,9 @@ One workload, for each trainer (bench/peers.py) and the floor (bench/floor.py):
    every epoch runs) and three floor epochs, interleaved so that load from other work on
    the machine hits every trainer alike, each started after a quarter second of quiet
    (``peers.SETTLE_S``: the previous trainer's BLAS threads stop spinning); best of all
-   rounds, divided by the epochs. While
-   some best is not confirmed by a second run within 25 % (other work got in the way),
-   rounds are added, up to twice ``repeats``; still unconfirmed then, the workload is
-   marked noisy. The first round's fits also record the growth of the resident set
+   rounds, divided by the epochs. While some best is not confirmed by a second run
+   within 25 % (other work got in the way), rounds are added, up to twice ``repeats``;
+   still unconfirmed then, the workload is marked noisy. The first round's fits also record the growth of the resident set
    (peers.rss_peak);
 3. breakdown (bench/breakdown.py): fastbp's serial work beside the products, kind by
    kind, with the workload's shapes; what it does not account for is ``other``.
