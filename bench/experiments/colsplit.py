@@ -21,9 +21,12 @@ momentum, ms per epoch; "x" is over the two-thread floor of bench/floor.py):
     digits 64-64-10, 32         0.6     1.1 (1.70x)   3.6 (5.7x)     1.1
     clf5 20-32-5, 32            1.0     3.6 (3.6x)   10.3 (10.3x)    3.6
 
-Mid-size nets gain a quarter and come within 1.3x of the floor; on the smallest ones each
-barrier costs about 10 us (not explained yet: the barrier alone costs 0.1 us), which is
-more than their work. A row split (each thread half the batch rows, all of W; tried the
+Mid-size nets gain a quarter and come within 1.3x of the floor. The smallest lose twice:
+with the barriers made no-ops (wrong results, right costs) clf5 takes 3.4 ms an epoch,
+hardly less than fastbp's 3.6 (the replicated output layer and each minibatch's fixed
+costs do not split), and the barriers add 5 to 10 us each on average, though a barrier
+between two balanced threads costs 0.1 us here: one thread keeps falling behind, not
+explained yet. A row split (each thread half the batch rows and all of W; tried the
 same day) gained nothing: both threads then need all the weights every minibatch.
 
 Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.experiments.colsplit
