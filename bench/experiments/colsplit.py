@@ -24,9 +24,10 @@ momentum, ms per epoch; "x" is over the two-thread floor of bench/floor.py):
 Mid-size nets gain a quarter and come within 1.3x of the floor. The smallest lose twice:
 with the barriers made no-ops (wrong results, right costs) clf5 takes 3.4 ms an epoch,
 hardly less than fastbp's 3.6 (the replicated output layer and each minibatch's fixed
-costs do not split), and the barriers add 5 to 10 us each on average, though a barrier
-between two balanced threads costs 0.1 us here: one thread keeps falling behind, not
-explained yet. A row split (each thread half the batch rows and all of W; tried the
+costs do not split), and the barriers add 2 to 10 us each on average (run to run),
+though a barrier between two balanced threads costs 0.1 us here. Counting spins shows
+both threads waiting about equally: not one slow thread but jitter, as large as the
+phases themselves (a few us of work each). Small nets should keep the one-thread path. A row split (each thread half the batch rows and all of W; tried the
 same day) gained nothing: both threads then need all the weights every minibatch.
 
 Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.experiments.colsplit
