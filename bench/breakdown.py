@@ -5,7 +5,7 @@ fastbp's epoch does, with the workload's shapes, each kind of work alone over an
 worth of minibatches, in one njit loop per kind, calling the same kernels ``train_epoch``
 calls:
 
-- gather: the minibatch's rows of X, Y and the sample weights (``batch_rows``);
+- gather: the minibatch's rows of X, Y and the sample weights (``gather_batch``);
 - activations: bias + f for every layer, including softmax/logistic/exp outputs
   (``activation_forward``);
 - loss head: the output residual and the loss (``output_delta_and_loss``);
@@ -13,7 +13,7 @@ calls:
   column sums (``column_sums``);
 - penalty: ‖W‖² (``squared_norm``);
 - update: the SGD or Adam step over the flat buffer, gradient finished in the same pass
-  (``sgd_update`` / ``adam_update``).
+  (``optimizer_step``).
 
 All of these run on one core (only the products use BLAS's threads). ``floor + serial``
 is what the epoch would cost if nothing else happened; ``(floor + serial) / floor`` is the
@@ -45,13 +45,7 @@ KINDS = ("gather", "activations", "loss head", "backward", "penalty", "update")
 def _gather(X, Y, sw, perm, xbuf, ybuf, swbuf, batch_size):
     n = X.shape[0]
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        K.batch_rows(X, perm, start, stop, xbuf)
-        for r in range(stop - start):
-            src = perm[start + r]
-            for j in range(Y.shape[1]):
-                ybuf[r, j] = Y[src, j]
-            swbuf[r] = sw[src]
+        K.gather_batch(X, Y, sw, perm, start, min(start + batch_size, n), xbuf, ybuf, swbuf)
 
 
 @njit(**JIT)
@@ -94,13 +88,9 @@ def _penalty(params, n_coefs, n, batch_size):
 @njit(**JIT)
 def _update(params, s1, s2, grads, n_coefs, solver, n, batch_size):
     t = 0
-    for start in range(0, n, batch_size):
-        if solver == K.SGD:
-            K.sgd_update(params, s1, grads, n_coefs, 1e-4, float(batch_size), 1e-3, 0.9, True)
-        else:
-            t += 1
-            K.adam_update(params, s1, s2, grads, n_coefs, 1e-4, float(batch_size),
-                          K.adam_step_size(1e-3, 0.9, 0.999, t), 0.9, 0.999, 1e-8)
+    for _ in range(0, n, batch_size):
+        t = K.optimizer_step(params, s1, s2, grads, n_coefs, 1e-4, float(batch_size), solver,
+                             1e-3, 0.9, True, 0.9, 0.999, 1e-8, t)
 
 
 def _best(f, repeats):

@@ -234,6 +234,16 @@ def write_json(path, run):
 # ---------------------------------------------------------------------------------------
 
 
+def _save(plt, fig, outdir, name, suptitle):
+    """Title, lay out, write ``outdir/name`` and close the figure; returns the path."""
+    fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    path = os.path.join(outdir, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plots(run, outdir):
     """Write speedup.png, scaling.png and jit.png (those with data); returns the paths
     (none when matplotlib is not installed)."""
@@ -284,12 +294,8 @@ def plots(run, outdir):
         ax1.axvline(1.3, color="grey", lw=0.8, ls="--")
         ax1.set_xlim(0, max(xf) * 1.2)
         ax1.set_xlabel("x floor: fastbp s/epoch ÷ floor s/epoch\n(1 = the BLAS products alone; dashed: 1.3)")
-        fig.suptitle(f"python -m bench: best of {res[0]['repeats']}  |  {title}", fontsize=9)
-        fig.tight_layout()
-        p = os.path.join(outdir, "speedup.png")
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(plt, fig, outdir, "speedup.png",
+                           f"python -m bench: best of {res[0]['repeats']}  |  {title}"))
 
     s = run.get("scaling")
     if s:
@@ -316,12 +322,7 @@ def plots(run, outdir):
                           f"{s['activation']}, {s['solver']}, batch {s['batch_size']}", fontsize=9)
         axes[1].set_title(f"s/epoch vs width: hidden (w, w), {s['activation']}, {s['solver']}, "
                           f"batch {s['batch_size']}", fontsize=9)
-        fig.suptitle(f"scaling, {s['dtype']}  |  {title}", fontsize=9)
-        fig.tight_layout()
-        p = os.path.join(outdir, "scaling.png")
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(plt, fig, outdir, "scaling.png", f"scaling, {s['dtype']}  |  {title}"))
 
     j = run.get("jit")
     if j:
@@ -344,12 +345,7 @@ def plots(run, outdir):
         ax.set_xlim(0, max(left) * 1.15)
         ax.set_xlabel("seconds in a fresh process (import + first fits), " + j["fit"])
         ax.legend(fontsize=8, loc="lower right")
-        fig.suptitle(f"time to first fit\n{title}", fontsize=9)
-        fig.tight_layout()
-        p = os.path.join(outdir, "jit.png")
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save(plt, fig, outdir, "jit.png", f"time to first fit\n{title}"))
     return paths
 
 

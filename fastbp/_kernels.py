@@ -339,6 +339,12 @@ def column_sums(out, D):
             out[j] += D[i, j]
 
 
+@njit(**JIT)  # LLVM inlines it (Numba-level inline="always" measured 3% slower on clf-tiny)
+def _weight_gradient(total, w, alpha, inv_s):
+    """One weight's gradient from its raw sum: ``(sum + alpha w) * (1/S)``."""
+    return (total + alpha * w) * inv_s
+
+
 @njit(**JIT)
 def finish_gradient(grads, params, n_coefs, alpha, scale):
     """Eq. (4), completed: ``g <- (g + alpha θ) / S`` for the weights (``[:n_coefs]``),
@@ -351,7 +357,7 @@ def finish_gradient(grads, params, n_coefs, alpha, scale):
     a = dt(alpha)
     inv_s = dt(1.0 / scale)
     for i in range(n_coefs):
-        grads[i] = (grads[i] + a * params[i]) * inv_s
+        grads[i] = _weight_gradient(grads[i], params[i], a, inv_s)
     for i in range(n_coefs, grads.size):
         grads[i] *= inv_s
 
@@ -517,8 +523,8 @@ def sgd_update(params, velocity, grads, n_coefs, alpha, scale, lr, momentum, nes
     a = dt(alpha)
     inv_s = dt(1.0 / scale)
     for i in range(n_coefs):
-        _sgd_element(params, velocity, i, (grads[i] + a * params[i]) * inv_s, mu, eta,
-                     nesterov)
+        _sgd_element(params, velocity, i, _weight_gradient(grads[i], params[i], a, inv_s),
+                     mu, eta, nesterov)
     for i in range(n_coefs, params.size):
         _sgd_element(params, velocity, i, grads[i] * inv_s, mu, eta, nesterov)
 
@@ -553,15 +559,44 @@ def adam_update(params, m, v, grads, n_coefs, alpha, scale, lr_t, beta1, beta2, 
     a = dt(alpha)
     inv_s = dt(1.0 / scale)
     for i in range(n_coefs):
-        _adam_element(params, m, v, i, (grads[i] + a * params[i]) * inv_s, b1, c1, b2, c2,
-                      step, eps)
+        _adam_element(params, m, v, i, _weight_gradient(grads[i], params[i], a, inv_s),
+                      b1, c1, b2, c2, step, eps)
     for i in range(n_coefs, params.size):
         _adam_element(params, m, v, i, grads[i] * inv_s, b1, c1, b2, c2, step, eps)
+
+
+@njit(**JIT)
+def optimizer_step(params, state1, state2, grads, n_coefs, alpha, scale, solver, lr,
+                   momentum, nesterov, beta1, beta2, epsilon, t):
+    """Eq. (5) for one minibatch from the raw sums in ``grads``: SGD (state1 = velocity)
+    or Adam (state1, state2 = m, v; step t + 1). Returns the Adam step count after it."""
+    if solver == SGD:
+        sgd_update(params, state1, grads, n_coefs, alpha, scale, lr, momentum, nesterov)
+        return t
+    t += 1
+    adam_update(params, state1, state2, grads, n_coefs, alpha, scale,
+                adam_step_size(lr, beta1, beta2, t), beta1, beta2, epsilon)
+    return t
 
 
 # ---------------------------------------------------------------------------------------
 # The fused epoch: every minibatch of rows [first, last) of the epoch's permutation.
 # ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def gather_batch(X, Y, sw, perm, start, stop, xbuf, ybuf, swbuf):
+    """Rows ``perm[start:stop]`` of X, Y and sw: returns (xb, yb, wb), views of the
+    buffers (for CSR X, xb is the matrix with those rows, not a copy)."""
+    nb = stop - start
+    yb = ybuf[:nb]
+    wb = swbuf[:nb]
+    for r in range(nb):
+        src = perm[start + r]
+        for j in range(Y.shape[1]):
+            yb[r, j] = Y[src, j]
+        wb[r] = sw[src]
+    return batch_rows(X, perm, start, stop, xbuf), yb, wb
 
 
 @njit(**JIT)
@@ -584,30 +619,16 @@ def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
     t : Adam steps taken before this call.
     Returns (Σ batch_loss · rows, t after this call).
     """
-    n_outputs = Y.shape[1]
     loss_sum = 0.0
     start = first
     while start < last:
         stop = min(start + batch_size, last)
-        nb = stop - start
-        xb = batch_rows(X, perm, start, stop, xbuf)
-        yb = ybuf[:nb]
-        wb = swbuf[:nb]
-        for r in range(nb):
-            src = perm[start + r]
-            for j in range(n_outputs):
-                yb[r, j] = Y[src, j]
-            wb[r] = sw[src]
+        xb, yb, wb = gather_batch(X, Y, sw, perm, start, stop, xbuf, ybuf, swbuf)
         batch_loss, S = backprop(grads, acts, deltas, params, xb, yb, wb, units, w_off,
                                  b_off, a_off, n_coefs, hidden, out_act, loss_code, alpha)
-        loss_sum += batch_loss * nb
-        if solver == SGD:
-            sgd_update(params, state1, grads, n_coefs, alpha, S, lr, momentum, nesterov)
-        else:
-            t += 1
-            lr_t = adam_step_size(lr, beta1, beta2, t)
-            adam_update(params, state1, state2, grads, n_coefs, alpha, S, lr_t, beta1, beta2,
-                        epsilon)
+        loss_sum += batch_loss * (stop - start)
+        t = optimizer_step(params, state1, state2, grads, n_coefs, alpha, S, solver, lr,
+                           momentum, nesterov, beta1, beta2, epsilon, t)
         start = stop
     return loss_sum, t
 
