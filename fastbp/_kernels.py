@@ -514,19 +514,59 @@ def _sgd_element(params, velocity, i, g, mu, eta, nesterov):
 
 
 @njit(**JIT)
-def sgd_update(params, velocity, grads, n_coefs, alpha, scale, lr, momentum, nesterov):
-    """Eq. (5a): ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)`` (Nesterov) or ``θ + v``,
-    with g finished from ``grads`` as in ``finish_gradient``."""
+def update_range(params, state1, state2, grads, lo, hi, penalised, solver, alpha, scale,
+                 lr, momentum, nesterov, beta1, beta2, epsilon):
+    """Eq. (5) on ``params[lo:hi]`` from the raw sums in ``grads``: the gradient is
+    finished element by element as in ``finish_gradient`` (``penalised``: weights, + αθ;
+    else biases), then
+
+    SGD   (state1 = velocity, state2 unused; lr = η):
+          ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)`` (Nesterov) or ``θ + v``
+    Adam  (state1, state2 = m, v; lr = the step's η_t, ``adam_step_size``):
+          ``m <- β1 m + (1-β1) g``; ``v <- β2 v + (1-β2) g²``; ``θ <- θ - η_t m / (sqrt(v) + ε)``
+          (Kingma & Ba 2014, as scikit-learn's AdamOptimizer).
+
+    A range, not the whole buffer, so that the two-thread epoch (``_split.py``) can
+    update the parameters each thread owns with the same arithmetic.
+    """
     dt = params.dtype.type
-    mu = dt(momentum)
-    eta = dt(lr)
     a = dt(alpha)
     inv_s = dt(1.0 / scale)
-    for i in range(n_coefs):
-        _sgd_element(params, velocity, i, _weight_gradient(grads[i], params[i], a, inv_s),
-                     mu, eta, nesterov)
-    for i in range(n_coefs, params.size):
-        _sgd_element(params, velocity, i, grads[i] * inv_s, mu, eta, nesterov)
+    if solver == SGD:
+        mu = dt(momentum)
+        eta = dt(lr)
+        if penalised:
+            for i in range(lo, hi):
+                _sgd_element(params, state1, i,
+                             _weight_gradient(grads[i], params[i], a, inv_s), mu, eta, nesterov)
+        else:
+            for i in range(lo, hi):
+                _sgd_element(params, state1, i, grads[i] * inv_s, mu, eta, nesterov)
+        return
+    b1 = dt(beta1)
+    c1 = dt(1.0 - beta1)
+    b2 = dt(beta2)
+    c2 = dt(1.0 - beta2)
+    step = dt(-lr)
+    eps = dt(epsilon)
+    if penalised:
+        for i in range(lo, hi):
+            _adam_element(params, state1, state2, i,
+                          _weight_gradient(grads[i], params[i], a, inv_s),
+                          b1, c1, b2, c2, step, eps)
+    else:
+        for i in range(lo, hi):
+            _adam_element(params, state1, state2, i, grads[i] * inv_s,
+                          b1, c1, b2, c2, step, eps)
+
+
+@njit(**JIT)
+def sgd_update(params, velocity, grads, n_coefs, alpha, scale, lr, momentum, nesterov):
+    """Eq. (5a) on the whole buffer (``update_range``)."""
+    update_range(params, velocity, velocity, grads, 0, n_coefs, True, SGD, alpha, scale,
+                 lr, momentum, nesterov, 0.0, 0.0, 0.0)
+    update_range(params, velocity, velocity, grads, n_coefs, params.size, False, SGD, alpha,
+                 scale, lr, momentum, nesterov, 0.0, 0.0, 0.0)
 
 
 @njit(**JIT)
@@ -546,23 +586,11 @@ def _adam_element(params, m, v, i, g, b1, c1, b2, c2, step, eps):
 
 @njit(**JIT)
 def adam_update(params, m, v, grads, n_coefs, alpha, scale, lr_t, beta1, beta2, epsilon):
-    """Eq. (5b): ``m <- β1 m + (1-β1) g``; ``v <- β2 v + (1-β2) g²``;
-    ``θ <- θ - η_t m / (sqrt(v) + ε)`` (Kingma & Ba 2014, as scikit-learn's AdamOptimizer),
-    with g finished from ``grads`` as in ``finish_gradient``."""
-    dt = params.dtype.type
-    b1 = dt(beta1)
-    c1 = dt(1.0 - beta1)
-    b2 = dt(beta2)
-    c2 = dt(1.0 - beta2)
-    step = dt(-lr_t)
-    eps = dt(epsilon)
-    a = dt(alpha)
-    inv_s = dt(1.0 / scale)
-    for i in range(n_coefs):
-        _adam_element(params, m, v, i, _weight_gradient(grads[i], params[i], a, inv_s),
-                      b1, c1, b2, c2, step, eps)
-    for i in range(n_coefs, params.size):
-        _adam_element(params, m, v, i, grads[i] * inv_s, b1, c1, b2, c2, step, eps)
+    """Eq. (5b) on the whole buffer (``update_range``), step size ``lr_t``."""
+    update_range(params, m, v, grads, 0, n_coefs, True, ADAM, alpha, scale, lr_t,
+                 0.0, False, beta1, beta2, epsilon)
+    update_range(params, m, v, grads, n_coefs, params.size, False, ADAM, alpha, scale, lr_t,
+                 0.0, False, beta1, beta2, epsilon)
 
 
 @njit(**JIT)
