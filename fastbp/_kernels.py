@@ -61,6 +61,7 @@ ACTIVATION_CODES = {
 
 # Loss codes, each paired with its canonical output activation.
 SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON = 0, 1, 2, 3
+NO_LOSS = -1  # output_delta_and_loss: the residual and S only
 LOSS_CODES = {
     "squared_error": SQUARED_ERROR,  # identity output
     "log_loss": LOG_LOSS,  # softmax output
@@ -90,50 +91,74 @@ def activation_forward(Z, b, code):
     b : (H,) bias.
     code : activation code (IDENTITY ... EXP).
     """
-    n, m = Z.shape
+    activation_forward_cols(Z, 0, Z.shape[1], b, code)
+
+
+@njit(**JIT)
+def activation_forward_cols(Z, lo, hi, b, code):
+    """``activation_forward`` on columns ``[lo, hi)`` of a C-ordered Z (b : (hi - lo,)),
+    for the two-thread epoch. Row by row, through views that start at column 0: loops
+    from 0 vectorise, while Numba's indexing ``Z[i, j]`` for j from a runtime ``lo`` (or
+    on a 2-D block view) keeps a negative-index check per element that stops it
+    (logistic 5x slower)."""
+    n = Z.shape[0]
     dt = Z.dtype.type
     zero = dt(0.0)
+    m = hi - lo
     if code == IDENTITY:
         for i in range(n):
+            z = Z[i, lo:hi]
             for j in range(m):
-                Z[i, j] += b[j]
+                z[j] += b[j]
     elif code == LOGISTIC:
         for i in range(n):
+            z = Z[i, lo:hi]
             for j in range(m):
-                Z[i, j] = vm.logistic(Z[i, j] + b[j])
+                z[j] = vm.logistic(z[j] + b[j])
     elif code == TANH:
         for i in range(n):
+            z = Z[i, lo:hi]
             for j in range(m):
-                Z[i, j] = vm.tanh(Z[i, j] + b[j])
+                z[j] = vm.tanh(z[j] + b[j])
     elif code == RELU:
         for i in range(n):
+            z = Z[i, lo:hi]
             for j in range(m):
-                z = Z[i, j] + b[j]
-                # `z < 0` keeps NaN as NaN (a diverging fit must not turn silent)
-                Z[i, j] = zero if z < zero else z
+                v = z[j] + b[j]
+                # `v < 0` keeps NaN as NaN (a diverging fit must not turn silent)
+                z[j] = zero if v < zero else v
     elif code == EXP:
         for i in range(n):
+            z = Z[i, lo:hi]
             for j in range(m):
-                Z[i, j] = vm.exp(Z[i, j] + b[j])
+                z[j] = vm.exp(z[j] + b[j])
     elif code == SOFTMAX:  # exp(z - max z) / Σ exp(z - max z), row by row
         for i in range(n):
+            z = Z[i, lo:hi]
             for j in range(m):
-                Z[i, j] += b[j]
-            zmax = Z[i, 0]
+                z[j] += b[j]
+            zmax = z[0]
             for j in range(1, m):
-                if Z[i, j] > zmax:
-                    zmax = Z[i, j]
+                if z[j] > zmax:
+                    zmax = z[j]
             for j in range(m):
-                Z[i, j] -= zmax
-        flat = Z.reshape(-1)  # rows are short (K classes): exp as one long SIMD loop
-        for k in range(flat.size):
-            flat[k] = vm.exp(flat[k])
+                z[j] -= zmax
+        if lo == 0 and hi == Z.shape[1]:
+            flat = Z.reshape(-1)  # rows are short (K classes): exp as one long SIMD loop
+            for k in range(flat.size):
+                flat[k] = vm.exp(flat[k])
+        else:
+            for i in range(n):
+                z = Z[i, lo:hi]
+                for j in range(m):
+                    z[j] = vm.exp(z[j])
         for i in range(n):
+            z = Z[i, lo:hi]
             s = zero
             for j in range(m):
-                s += Z[i, j]
+                s += z[j]
             for j in range(m):
-                Z[i, j] /= s
+                z[j] /= s
 
 
 @njit(**JIT)
@@ -143,25 +168,37 @@ def activation_backward(D, A, code):
     D : (N, H) gradient with respect to A on entry, with respect to Z on exit.
     A : (N, H) the layer's stored output.
     """
-    n, m = D.shape
+    activation_backward_cols(D, A, 0, D.shape[1], code)
+
+
+@njit(**JIT)
+def activation_backward_cols(D, A, lo, hi, code):
+    """``activation_backward`` on columns ``[lo, hi)`` of D and A (C-ordered, row views
+    as in ``activation_forward_cols``)."""
+    n = D.shape[0]
     dt = D.dtype.type
     zero = dt(0.0)
     one = dt(1.0)
+    m = hi - lo
     if code == LOGISTIC:  # f' = a (1 - a)
         for i in range(n):
+            d = D[i, lo:hi]
+            a = A[i, lo:hi]
             for j in range(m):
-                a = A[i, j]
-                D[i, j] = (D[i, j] * a) * (one - a)
+                d[j] = (d[j] * a[j]) * (one - a[j])
     elif code == TANH:  # f' = 1 - a²
         for i in range(n):
+            d = D[i, lo:hi]
+            a = A[i, lo:hi]
             for j in range(m):
-                a = A[i, j]
-                D[i, j] *= one - a * a
+                d[j] *= one - a[j] * a[j]
     elif code == RELU:  # f' = 1[a > 0]
         for i in range(n):
+            d = D[i, lo:hi]
+            a = A[i, lo:hi]
             for j in range(m):
-                if A[i, j] == zero:
-                    D[i, j] = zero
+                if a[j] == zero:
+                    d[j] = zero
     # IDENTITY: f' = 1, nothing to do
 
 
@@ -330,13 +367,20 @@ def dense_backward(dW, db, D, A_prev):
 @njit(**JIT)
 def column_sums(out, D):
     """``out[j] = Σ_i D[i, j]``, rows in order (as NumPy's ``D.sum(axis=0)`` for C order)."""
-    n, m = D.shape
+    column_sums_cols(out, D, 0, D.shape[1])
+
+
+@njit(**JIT)
+def column_sums_cols(out, D, lo, hi):
+    """``column_sums`` of columns ``[lo, hi)`` of D into ``out`` (hi - lo,)."""
     dt = out.dtype.type
+    m = hi - lo
     for j in range(m):
         out[j] = dt(0.0)
-    for i in range(n):
+    for i in range(D.shape[0]):
+        d = D[i, lo:hi]  # a view from column 0: see activation_forward_cols
         for j in range(m):
-            out[j] += D[i, j]
+            out[j] += d[j]
 
 
 @njit(**JIT)  # LLVM inlines it (Numba-level inline="always" measured 3% slower on clf-tiny)
@@ -383,7 +427,7 @@ def output_delta_and_loss(D, A, Y, sw, loss_code):
     poisson          Σ_ik sw_i [y log(y/a) - y + a] / S             (exp output)
 
     D, A, Y : (N, K);  sw : (N,) sample weights (ones when the fit has none).
-    Returns (data loss, S) in float64.
+    Returns (data loss, S) in float64; the loss is 0 for ``loss_code`` NO_LOSS.
     """
     n, k = A.shape
     eps = np.finfo(A.dtype).eps
@@ -408,10 +452,11 @@ def output_delta_and_loss(D, A, Y, sw, loss_code):
                     row -= y * math.log(p)
                 if y != 1:
                     row -= (1 - y) * math.log(1 - p)
-            else:  # POISSON
+            elif loss_code == POISSON:
                 if y != 0:
                     row += y * math.log(y / a)
                 row += a - y
+            # NO_LOSS: the residual only
         total += w * row
     if loss_code == SQUARED_ERROR:
         return 0.5 * total / (S * k), S
@@ -532,17 +577,21 @@ def update_range(params, state1, state2, grads, lo, hi, penalised, solver, alpha
     dt = params.dtype.type
     a = dt(alpha)
     inv_s = dt(1.0 / scale)
+    # views from lo, indexed from 0: a loop from a runtime lo would keep Numba's
+    # negative-index check per element and not vectorise (3x slower)
+    p, s1, g = params[lo:hi], state1[lo:hi], grads[lo:hi]
     if solver == SGD:
         mu = dt(momentum)
         eta = dt(lr)
         if penalised:
-            for i in range(lo, hi):
-                _sgd_element(params, state1, i,
-                             _weight_gradient(grads[i], params[i], a, inv_s), mu, eta, nesterov)
+            for i in range(p.size):
+                _sgd_element(p, s1, i, _weight_gradient(g[i], p[i], a, inv_s), mu, eta,
+                             nesterov)
         else:
-            for i in range(lo, hi):
-                _sgd_element(params, state1, i, grads[i] * inv_s, mu, eta, nesterov)
+            for i in range(p.size):
+                _sgd_element(p, s1, i, g[i] * inv_s, mu, eta, nesterov)
         return
+    s2 = state2[lo:hi]
     b1 = dt(beta1)
     c1 = dt(1.0 - beta1)
     b2 = dt(beta2)
@@ -550,14 +599,12 @@ def update_range(params, state1, state2, grads, lo, hi, penalised, solver, alpha
     step = dt(-lr)
     eps = dt(epsilon)
     if penalised:
-        for i in range(lo, hi):
-            _adam_element(params, state1, state2, i,
-                          _weight_gradient(grads[i], params[i], a, inv_s),
+        for i in range(p.size):
+            _adam_element(p, s1, s2, i, _weight_gradient(g[i], p[i], a, inv_s),
                           b1, c1, b2, c2, step, eps)
     else:
-        for i in range(lo, hi):
-            _adam_element(params, state1, state2, i, grads[i] * inv_s,
-                          b1, c1, b2, c2, step, eps)
+        for i in range(p.size):
+            _adam_element(p, s1, s2, i, g[i] * inv_s, b1, c1, b2, c2, step, eps)
 
 
 @njit(**JIT)

@@ -1,0 +1,93 @@
+"""``gemm`` on views: the BLAS product ``C = op(A) op(B) + beta C`` for 2-D views whose
+rows are contiguous but whose row stride may be wider than their width, such as a block
+of columns ``W[:, lo:hi]`` of a C-ordered matrix.
+
+Numba's ``np.dot`` copies such views first (and cannot accumulate, ``beta``); the
+two-thread epoch (``_split.py``) multiplies column blocks of the weights and activations
+in place every minibatch. This calls the same BLAS routine ``np.dot`` does (SciPy's
+``dgemm``/``sgemm``, through Numba's helper ``numba_xxgemm``), passing each view's row
+stride as its leading dimension. BLAS is column-major, so the row-major product
+C = op(A) op(B) is computed as Cᵀ = op(B)ᵀ op(A)ᵀ.
+
+``gemm`` checks the shapes and strides it is given (a wrong leading dimension would make
+BLAS read or write out of bounds) and raises ``ValueError`` on a mismatch.
+"""
+
+import numba.np.linalg  # noqa: F401  (registers the numba_xxgemm symbol)
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._config import JIT
+
+_char = ir.IntType(8)
+_void_p = ir.IntType(8).as_pointer()
+_intp = ir.IntType(64)
+
+
+@intrinsic
+def _xxgemm(typingctx, C, A, B, trans_a, trans_b, m, n, k, lda, ldb, ldc, beta):
+    """Row-major ``C[m, n] = op(A)[m, k] op(B)[k, n] + beta C`` with leading dimensions
+    (row strides, in elements) lda, ldb, ldc. No checks: see ``gemm``."""
+    if not (C.dtype == A.dtype == B.dtype and C.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        C_, A_, B_, ta, tb, m_, n_, k_, lda_, ldb_, ldc_, beta_ = args
+        fnty = ir.FunctionType(ir.IntType(32), [
+            _char, _char, _char, _intp, _intp, _intp, _void_p, _void_p, _intp,
+            _void_p, _intp, _void_p, _void_p, _intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        dt = sig.args[0].dtype
+        alpha = cgutils.alloca_once_value(builder, context.get_constant(dt, 1.0))
+        beta_slot = cgutils.alloca_once_value(
+            builder, context.cast(builder, beta_, sig.args[11], dt))
+        kind = ir.Constant(_char, ord("d" if dt == types.float64 else "s"))
+
+        def data(i):
+            ary = context.make_array(sig.args[i])(context, builder, args[i])
+            return builder.bitcast(ary.data, _void_p)
+
+        def op(flag):
+            yes = builder.icmp_signed("!=", flag, ir.Constant(flag.type, 0))
+            return builder.select(yes, ir.Constant(_char, ord("t")), ir.Constant(_char, ord("n")))
+
+        # column-major view of the same memory: Cᵀ[n, m] = op(B)ᵀ op(A)ᵀ
+        builder.call(fn, [kind, op(tb), op(ta), n_, m_, k_, builder.bitcast(alpha, _void_p),
+                          data(2), ldb_, data(1), lda_, builder.bitcast(beta_slot, _void_p),
+                          data(0), ldc_])
+        return context.get_dummy_value()
+
+    sig = types.void(C, A, B, types.int64, types.int64, types.int64, types.int64,
+                     types.int64, types.int64, types.int64, types.int64, types.float64)
+    return sig, codegen
+
+
+@njit(**JIT)
+def _leading_dim(X):
+    """Row stride of a 2-D view in elements; its rows must be contiguous."""
+    isz = X.itemsize
+    if (X.shape[1] > 1 and X.strides[1] != isz) or X.strides[0] < 0:
+        raise ValueError("gemm: rows must be contiguous, in increasing order")
+    ld = X.strides[0] // isz
+    return max(ld, X.shape[1], 1)
+
+
+@njit(**JIT)
+def gemm(C, A, B, trans_a, trans_b, beta):
+    """``C = op(A) op(B) + beta C`` (op(X) = Xᵀ when its flag is set) on row-major views."""
+    m, n = C.shape
+    am, ak = (A.shape[1], A.shape[0]) if trans_a else (A.shape[0], A.shape[1])
+    bk, bn = (B.shape[1], B.shape[0]) if trans_b else (B.shape[0], B.shape[1])
+    if am != m or bn != n or ak != bk:
+        raise ValueError("gemm: shapes do not match")
+    if m == 0 or n == 0:
+        return
+    if ak == 0:  # an empty sum: BLAS would leave C as is when beta = 1
+        for i in range(m):
+            for j in range(n):
+                C[i, j] = C[i, j] * beta if beta != 0.0 else 0.0
+        return
+    _xxgemm(C, A, B, 1 if trans_a else 0, 1 if trans_b else 0, m, n, ak,
+            _leading_dim(A), _leading_dim(B), _leading_dim(C), float(beta))
