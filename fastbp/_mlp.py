@@ -16,6 +16,7 @@ One ``_fit(X, y, sample_weight, incremental)`` serves fit, partial_fit and warm_
         1            any       yes      kept; optimizer state kept (one epoch per call)
 """
 
+import contextlib
 import time
 import warnings
 from numbers import Integral, Real
@@ -46,6 +47,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _kernels as K
+from . import _split
 from ._layout import (
     activation_offsets,
     coef_views,
@@ -67,6 +69,11 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _FLOPS_PER_CALL = 1e9
 _SECONDS_PER_CALL = 0.1
 _FIRST_CALL_BATCHES = 1024
+
+
+@contextlib.contextmanager
+def _no_context(*args):
+    yield
 
 
 def _next_call_batches(batches, rows_done, batch_size, seconds, max_batches):
@@ -467,6 +474,13 @@ class _BaseMLP(BaseEstimator):
         timed = False  # the first call may compile: not a measure of the next ones
         flat = self._flat
         solver = K.SGD if self.solver == "sgd" else K.ADAM
+        # one thread, or two each owning half of every hidden layer (_split.py)
+        cuts = _split.plan(X_train, layout, batch_size)
+        if cuts is None:
+            train_epoch, epoch = K.train_epoch, _no_context
+        else:
+            train_epoch = _split.SplitTrainer(layout, cuts, dtype, batch_size, n_features)
+            epoch = train_epoch.epoch
 
         try:
             self.n_iter_ = 0
@@ -481,27 +495,28 @@ class _BaseMLP(BaseEstimator):
 
                 accumulated_loss = 0.0
                 first = 0
-                while first < n_samples:
-                    last = min(first + batches_per_call * batch_size, n_samples)
-                    started = time.perf_counter()
-                    loss_sum, opt.t = K.train_epoch(
-                        flat, grads, opt.state1, opt.state2, acts, deltas,
-                        xbuf, ybuf, swbuf, X_train, Y_train, sw_train, sample_idx,
-                        layout.units, layout.w_off, layout.b_off, a_off, layout.n_coefs,
-                        first, last, batch_size, hidden, out_act, loss_code, solver,
-                        float(self.alpha), float(opt.learning_rate),
-                        float(self.momentum), bool(self.nesterovs_momentum),
-                        float(self.beta_1), float(self.beta_2), float(self.epsilon),
-                        opt.t,
-                    )
-                    accumulated_loss += loss_sum
-                    if timed:
-                        batches_per_call = _next_call_batches(
-                            batches_per_call, last - first, batch_size,
-                            time.perf_counter() - started, max_batches,
+                with epoch(flat, opt.state1, opt.state2):
+                    while first < n_samples:
+                        last = min(first + batches_per_call * batch_size, n_samples)
+                        started = time.perf_counter()
+                        loss_sum, opt.t = train_epoch(
+                            flat, grads, opt.state1, opt.state2, acts, deltas,
+                            xbuf, ybuf, swbuf, X_train, Y_train, sw_train, sample_idx,
+                            layout.units, layout.w_off, layout.b_off, a_off, layout.n_coefs,
+                            first, last, batch_size, hidden, out_act, loss_code, solver,
+                            float(self.alpha), float(opt.learning_rate),
+                            float(self.momentum), bool(self.nesterovs_momentum),
+                            float(self.beta_1), float(self.beta_2), float(self.epsilon),
+                            opt.t,
                         )
-                    timed = True
-                    first = last
+                        accumulated_loss += loss_sum
+                        if timed:
+                            batches_per_call = _next_call_batches(
+                                batches_per_call, last - first, batch_size,
+                                time.perf_counter() - started, max_batches,
+                            )
+                        timed = True
+                        first = last
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples

@@ -30,7 +30,7 @@ CHILD = textwrap.dedent(
     import numpy as np
     from numba.core import event
     import fastbp
-    from fastbp import _kernels
+    from fastbp import _kernels, _split
 
     cfg = json.loads(sys.argv[1])
     rng = np.random.default_rng(0)
@@ -42,14 +42,22 @@ CHILD = textwrap.dedent(
         warnings.simplefilter("ignore")
         fastbp.MLPClassifier(max_iter=2, **params).fit(X[:100], y[:100]).predict(X[:5])
 
-    real = _kernels.train_epoch
-    def announcing(*args):
-        if not announcing.done:
-            announcing.done = True
-            print("TRAINING", time.monotonic(), flush=True)
-        return real(*args)
+    def announcing(real):  # the one-thread epoch, or thread 0 of the two-thread one
+        def call(*args):
+            if not announcing.done:
+                announcing.done = True
+                print("TRAINING", time.monotonic(), flush=True)
+            return real(*args)
+        return call
     announcing.done = False
-    _kernels.train_epoch = announcing
+    _kernels.train_epoch = announcing(_kernels.train_epoch)
+    real_split = _split.split_epoch
+    thread0 = announcing(real_split)
+    two_threads = []
+    def split_epoch(tid, *a):
+        two_threads.append(tid)
+        return (thread0 if tid == 0 else real_split)(tid, *a)
+    _split.split_epoch = split_epoch
 
     clf = fastbp.MLPClassifier(max_iter=10**6, tol=0.0, n_iter_no_change=10**9,
                                random_state=0, **params)
@@ -68,6 +76,7 @@ CHILD = textwrap.dedent(
         loss_curve_len=len(clf.loss_curve_),
         finite=bool(all(np.isfinite(w).all() for w in clf.coefs_ + clf.intercepts_)),
         compile_events_during_fit=len(compiles.buffer),
+        two_threads=bool(two_threads),
     )), flush=True)
     """
 )
@@ -78,6 +87,9 @@ CASES = {
                      solver="adam", early_stopping=False),
     "float32-sgd-early-stopping": dict(n=50_000, features=100, hidden=[512, 256], batch=64,
                                        dtype="float32", solver="sgd", early_stopping=True),
+    # the two-thread epoch (fastbp/_split.py), forced on: helper thread joined on Ctrl-C
+    "two-threads": dict(n=50_000, features=100, hidden=[256, 256], batch=64, dtype="float64",
+                        solver="adam", early_stopping=False, split=True),
     # per-minibatch overhead, not flops, dominates: a tiny net, batch_size=1, many rows
     "tiny-net-batch-1": dict(n=2_000_000, features=2, hidden=[1], batch=1, dtype="float64",
                              solver="sgd", early_stopping=False),
@@ -96,6 +108,7 @@ def test_sigint_returns_within_a_second(case, tmp_path):
     # its kernel calls, not that.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
+    env["FASTBP_SPLIT"] = "always" if CASES[case].get("split") else "never"
     proc = subprocess.Popen(
         [sys.executable, str(script), json.dumps(CASES[case])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=env,
@@ -125,3 +138,4 @@ def test_sigint_returns_within_a_second(case, tmp_path):
     assert result["pred_shape"] == [1000]
     assert set(result["pred_labels"]) <= set(result["classes"])
     assert result["n_iter"] == result["loss_curve_len"]
+    assert result["two_threads"] == CASES[case].get("split", False)

@@ -39,44 +39,14 @@ import threading
 import warnings
 
 import numpy as np
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
 from fastbp import _kernels as K
 from fastbp import _vmath as vm
 from fastbp._config import JIT
+from fastbp._split import barrier
 
 JIT = dict(JIT, cache=False)
-
-
-@intrinsic
-def _load_acquire(typingctx, arr, idx):
-    def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
-        return builder.load_atomic(ptr, "acquire", 8)
-
-    return types.int64(arr, idx), codegen
-
-
-@intrinsic
-def _store_release(typingctx, arr, idx, val):
-    def codegen(context, builder, sig, args):
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
-        builder.store_atomic(args[2], ptr, "release", 8)
-        return context.get_dummy_value()
-
-    return types.void(arr, idx, val), codegen
-
-
-@njit(**JIT)
-def barrier(flags, tid, phase):
-    """Two threads: publish my phase, wait for the other's (flags 64 bytes apart)."""
-    _store_release(flags, tid * 8, phase)
-    while _load_acquire(flags, (1 - tid) * 8) < phase:
-        pass
 
 
 @njit(**JIT)
@@ -149,7 +119,7 @@ def fit(X, Y, H, B, epochs, lr, seed=0):
     rest = ("Z1c", "D1c", "dW1c", "db1c", "A2", "D2", "dW2", "db2")
     for _ in range(epochs):
         perm = rng.permutation(X.shape[0]).astype(np.int64)
-        flags = np.zeros(16, np.int64)
+        flags = np.zeros(24, np.int64)  # fastbp._split's barrier: phases at 0, 8; abort 16
 
         def work(t):
             o = own[t]
