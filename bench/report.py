@@ -99,7 +99,7 @@ def _score(r, name):
     return "-" if t is None else f"{t['score']:.4f}"
 
 
-SPEED_COLS = [("workload", 27, "<"), ("dtype", 8, "<"), ("floor s/ep", 11, ">"),
+SPEED_COLS = [("workload", 27, "<"), ("dtype", 8, "<"), ("thr", 4, ">"), ("floor s/ep", 11, ">"),
               ("fastbp s/ep", 12, ">"), ("sklearn s/ep", 13, ">"), ("torch s/ep", 11, ">"),
               ("x floor", 8, ">"), ("vs sklearn", 11, ">"), ("vs torch", 9, ">"),
               ("GFLOP/s", 8, ">"), ("score fastbp", 13, ">"), ("sklearn", 8, ">"),
@@ -119,7 +119,8 @@ def speed_row(r):
     t = r["trainers"]
     sp = r["speedup"]
     return _row(SPEED_COLS, [
-        r["name"], r["dtype"], _s(r["floor"]["s_per_epoch"]), _s(t["fastbp"]["s_per_epoch"]),
+        r["name"], r["dtype"], str(r.get("fastbp_threads", 1)), _s(r["floor"]["s_per_epoch"]),
+        _s(t["fastbp"]["s_per_epoch"]),
         _s(t["sklearn"]["s_per_epoch"]),
         _s(t["torch"]["s_per_epoch"]) if "torch" in t else "-",
         f"{r['x_floor']:.2f}", _x(sp.get("sklearn"), "sklearn" in sp),
@@ -161,7 +162,9 @@ BREAKDOWN_COLS = [("workload", 27, "<"), ("dtype", 8, "<"), ("floor", 8, ">"),
 
 
 def breakdown_table(results):
-    """ms per epoch: the floor, fastbp's serial work by kind, the rest, fastbp's total."""
+    """ms per epoch: the floor, fastbp's serial work by kind, the rest, fastbp's total.
+    For a workload fastbp runs on two threads (fastbp/_split.py) the parts are the
+    one-thread epoch's, and "other" and "if serial only" do not apply ("-")."""
     lines = [_row(BREAKDOWN_COLS, [c[0] for c in BREAKDOWN_COLS])]
     lines.append("-" * len(lines[0]))
     for r in results:
@@ -169,11 +172,13 @@ def breakdown_table(results):
         if b is None:
             continue
         ms = [1e3 * b["serial_s_per_epoch"][k] for k in KINDS]
+        one = r.get("fastbp_threads", 1) == 1
         lines.append(_row(BREAKDOWN_COLS, [
-            r["name"], r["dtype"], _s(1e3 * r["floor"]["s_per_epoch"]), *map(_s, ms),
-            _s(1e3 * b["serial_total"]), _s(1e3 * b["other"]),
+            r["name"] if one else r["name"][:23] + " (2)", r["dtype"],
+            _s(1e3 * r["floor"]["s_per_epoch"]), *map(_s, ms),
+            _s(1e3 * b["serial_total"]), _s(1e3 * b["other"]) if one else "-",
             _s(1e3 * r["trainers"]["fastbp"]["s_per_epoch"]), f"{r['x_floor']:.2f}",
-            f"{b['x_floor_serial']:.2f}"]))
+            f"{b['x_floor_serial']:.2f}" if one else "-"]))
     return "\n".join(lines)
 
 

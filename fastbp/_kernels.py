@@ -345,7 +345,7 @@ def dense_forward(A, A_prev, W, b, code):
     b : (H_out,).
     """
     dot_xw(A, A_prev, W)  # A_prev W: np.dot, or the CSR loop for sparse X
-    activation_forward(A, b, code)
+    activation_forward_cols(A, 0, A.shape[1], b, code)
 
 
 @njit(**JIT)
@@ -361,7 +361,7 @@ def dense_backward(dW, db, D, A_prev):
     (first half of eq. 3), is one product: see ``backprop``.
     """
     dot_xtd(dW, A_prev, D)  # A_prevᵀ D: np.dot, or the CSR loop for sparse X
-    column_sums(db, D)
+    column_sums_cols(db, D, 0, D.shape[1])
 
 
 @njit(**JIT)
@@ -521,7 +521,7 @@ def backprop(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
             dense_backward(dW, db, D, A_prev)
             D_prev = layer_view(deltas, a_off[l - 1], n, units[l])
             np.dot(D, W.T, D_prev)  # eq. (3): δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(A_{l-1})
-            activation_backward(D_prev, A_prev, hidden)
+            activation_backward_cols(D_prev, A_prev, 0, D_prev.shape[1], hidden)
         else:
             dense_backward(dW, db, D, X)
     return loss, S
@@ -559,61 +559,27 @@ def _sgd_element(params, velocity, i, g, mu, eta, nesterov):
 
 
 @njit(**JIT)
-def update_range(params, state1, state2, grads, lo, hi, penalised, solver, alpha, scale,
-                 lr, momentum, nesterov, beta1, beta2, epsilon):
-    """Eq. (5) on ``params[lo:hi]`` from the raw sums in ``grads``: the gradient is
-    finished element by element as in ``finish_gradient`` (``penalised``: weights, + αθ;
-    else biases), then
-
-    SGD   (state1 = velocity, state2 unused; lr = η):
-          ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)`` (Nesterov) or ``θ + v``
-    Adam  (state1, state2 = m, v; lr = the step's η_t, ``adam_step_size``):
-          ``m <- β1 m + (1-β1) g``; ``v <- β2 v + (1-β2) g²``; ``θ <- θ - η_t m / (sqrt(v) + ε)``
-          (Kingma & Ba 2014, as scikit-learn's AdamOptimizer).
-
-    A range, not the whole buffer, so that the two-thread epoch (``_split.py``) can
-    update the parameters each thread owns with the same arithmetic.
+def sgd_update(params, velocity, grads, lo, mid, hi, alpha, scale, lr, momentum, nesterov):
+    """Eq. (5a) on ``params[lo:hi]``: ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)``
+    (Nesterov) or ``θ + v``, with g finished from the raw sums in ``grads`` as in
+    ``finish_gradient``: ``[lo, mid)`` are weights (+ αθ), ``[mid, hi)`` biases. Ranges,
+    so that the two-thread epoch (``_split.py``) updates what each thread owns with this
+    arithmetic. (Bounds, not a flag: Numba compiles a function once per literal
+    argument, and each compile of the fused epoch costs about a quarter second.)
     """
     dt = params.dtype.type
     a = dt(alpha)
     inv_s = dt(1.0 / scale)
-    # views from lo, indexed from 0: a loop from a runtime lo would keep Numba's
-    # negative-index check per element and not vectorise (3x slower)
-    p, s1, g = params[lo:hi], state1[lo:hi], grads[lo:hi]
-    if solver == SGD:
-        mu = dt(momentum)
-        eta = dt(lr)
-        if penalised:
-            for i in range(p.size):
-                _sgd_element(p, s1, i, _weight_gradient(g[i], p[i], a, inv_s), mu, eta,
-                             nesterov)
-        else:
-            for i in range(p.size):
-                _sgd_element(p, s1, i, g[i] * inv_s, mu, eta, nesterov)
-        return
-    s2 = state2[lo:hi]
-    b1 = dt(beta1)
-    c1 = dt(1.0 - beta1)
-    b2 = dt(beta2)
-    c2 = dt(1.0 - beta2)
-    step = dt(-lr)
-    eps = dt(epsilon)
-    if penalised:
-        for i in range(p.size):
-            _adam_element(p, s1, s2, i, _weight_gradient(g[i], p[i], a, inv_s),
-                          b1, c1, b2, c2, step, eps)
-    else:
-        for i in range(p.size):
-            _adam_element(p, s1, s2, i, g[i] * inv_s, b1, c1, b2, c2, step, eps)
-
-
-@njit(**JIT)
-def sgd_update(params, velocity, grads, n_coefs, alpha, scale, lr, momentum, nesterov):
-    """Eq. (5a) on the whole buffer (``update_range``)."""
-    update_range(params, velocity, velocity, grads, 0, n_coefs, True, SGD, alpha, scale,
-                 lr, momentum, nesterov, 0.0, 0.0, 0.0)
-    update_range(params, velocity, velocity, grads, n_coefs, params.size, False, SGD, alpha,
-                 scale, lr, momentum, nesterov, 0.0, 0.0, 0.0)
+    mu = dt(momentum)
+    eta = dt(lr)
+    # views, indexed from 0: a loop from a runtime lo would keep Numba's negative-index
+    # check per element and not vectorise (3x slower)
+    p, v, g = params[lo:mid], velocity[lo:mid], grads[lo:mid]
+    for i in range(p.size):
+        _sgd_element(p, v, i, _weight_gradient(g[i], p[i], a, inv_s), mu, eta, nesterov)
+    p, v, g = params[mid:hi], velocity[mid:hi], grads[mid:hi]
+    for i in range(p.size):
+        _sgd_element(p, v, i, g[i] * inv_s, mu, eta, nesterov)
 
 
 @njit(**JIT)
@@ -632,12 +598,38 @@ def _adam_element(params, m, v, i, g, b1, c1, b2, c2, step, eps):
 
 
 @njit(**JIT)
-def adam_update(params, m, v, grads, n_coefs, alpha, scale, lr_t, beta1, beta2, epsilon):
-    """Eq. (5b) on the whole buffer (``update_range``), step size ``lr_t``."""
-    update_range(params, m, v, grads, 0, n_coefs, True, ADAM, alpha, scale, lr_t,
-                 0.0, False, beta1, beta2, epsilon)
-    update_range(params, m, v, grads, n_coefs, params.size, False, ADAM, alpha, scale, lr_t,
-                 0.0, False, beta1, beta2, epsilon)
+def adam_update(params, m, v, grads, lo, mid, hi, alpha, scale, lr_t, beta1, beta2, epsilon):
+    """Eq. (5b) on ``params[lo:hi]``: ``m <- β1 m + (1-β1) g``; ``v <- β2 v + (1-β2) g²``;
+    ``θ <- θ - η_t m / (sqrt(v) + ε)`` (Kingma & Ba 2014, as scikit-learn's
+    AdamOptimizer), g finished as in ``sgd_update`` (weights ``[lo, mid)``)."""
+    dt = params.dtype.type
+    a = dt(alpha)
+    inv_s = dt(1.0 / scale)
+    b1 = dt(beta1)
+    c1 = dt(1.0 - beta1)
+    b2 = dt(beta2)
+    c2 = dt(1.0 - beta2)
+    step = dt(-lr_t)
+    eps = dt(epsilon)
+    p, mm, vv, g = params[lo:mid], m[lo:mid], v[lo:mid], grads[lo:mid]  # (see sgd_range)
+    for i in range(p.size):
+        _adam_element(p, mm, vv, i, _weight_gradient(g[i], p[i], a, inv_s),
+                      b1, c1, b2, c2, step, eps)
+    p, mm, vv, g = params[mid:hi], m[mid:hi], v[mid:hi], grads[mid:hi]
+    for i in range(p.size):
+        _adam_element(p, mm, vv, i, g[i] * inv_s, b1, c1, b2, c2, step, eps)
+
+
+@njit(**JIT)
+def update_range(params, state1, state2, grads, lo, mid, hi, solver, alpha, scale, lr,
+                 momentum, nesterov, beta1, beta2, epsilon):
+    """``sgd_update`` (state1 = velocity, lr = η) or ``adam_update`` (state1, state2 = m, v;
+    lr = the step's η_t): weights ``[lo, mid)``, biases ``[mid, hi)``."""
+    if solver == SGD:
+        sgd_update(params, state1, grads, lo, mid, hi, alpha, scale, lr, momentum, nesterov)
+    else:
+        adam_update(params, state1, state2, grads, lo, mid, hi, alpha, scale, lr, beta1,
+                   beta2, epsilon)
 
 
 @njit(**JIT)
@@ -646,10 +638,11 @@ def optimizer_step(params, state1, state2, grads, n_coefs, alpha, scale, solver,
     """Eq. (5) for one minibatch from the raw sums in ``grads``: SGD (state1 = velocity)
     or Adam (state1, state2 = m, v; step t + 1). Returns the Adam step count after it."""
     if solver == SGD:
-        sgd_update(params, state1, grads, n_coefs, alpha, scale, lr, momentum, nesterov)
+        sgd_update(params, state1, grads, 0, n_coefs, params.size, alpha, scale, lr,
+                   momentum, nesterov)
         return t
     t += 1
-    adam_update(params, state1, state2, grads, n_coefs, alpha, scale,
+    adam_update(params, state1, state2, grads, 0, n_coefs, params.size, alpha, scale,
                 adam_step_size(lr, beta1, beta2, t), beta1, beta2, epsilon)
     return t
 

@@ -362,22 +362,21 @@ def split_epoch(tid, sync, shared, cuts, ws_off, heads, params, grads, state1, s
         if solver == K.ADAM:
             t += 1
             step = K.adam_step_size(lr, beta1, beta2, t)
-        for l in range(L - 1):
-            lo, hi = _own(cuts[l], units[l + 1], tid)
-            K.update_range(params, state1, state2, grads, ws_off[l, tid],
-                           ws_off[l, tid] + units[l] * (hi - lo), True, solver, alpha, S,
+        for l in range(L):  # weights [w0, w1), then biases [b0, b1) of each layer
+            if l < L - 1:
+                lo, hi = _own(cuts[l], units[l + 1], tid)
+                w0 = ws_off[l, tid]
+                w1 = w0 + units[l] * (hi - lo)
+                b0, b1 = b_off[l] + lo, b_off[l] + hi
+            else:  # the output layer: my rows; its biases on thread 0
+                lo, hi = _own(last_cut, units[L - 1], tid)
+                w0, w1 = w_off[L - 1] + lo * K_out, w_off[L - 1] + hi * K_out
+                b0 = b_off[L - 1]
+                b1 = b0 + K_out if tid == 0 else b0
+            K.update_range(params, state1, state2, grads, w0, w1, w1, solver, alpha, S,
                            step, momentum, nesterov, beta1, beta2, epsilon)
-            K.update_range(params, state1, state2, grads, b_off[l] + lo, b_off[l] + hi,
-                           False, solver, alpha, S, step, momentum, nesterov, beta1, beta2,
-                           epsilon)
-        lo, hi = _own(last_cut, units[L - 1], tid)
-        K.update_range(params, state1, state2, grads, w_off[L - 1] + lo * K_out,
-                       w_off[L - 1] + hi * K_out, True, solver, alpha, S, step, momentum,
-                       nesterov, beta1, beta2, epsilon)
-        if tid == 0:
-            K.update_range(params, state1, state2, grads, b_off[L - 1],
-                           b_off[L - 1] + K_out, False, solver, alpha, S, step, momentum,
-                           nesterov, beta1, beta2, epsilon)
+            K.update_range(params, state1, state2, grads, b0, b0, b1, solver, alpha, S,
+                           step, momentum, nesterov, beta1, beta2, epsilon)
         start = stop
     return loss_sum, t
 

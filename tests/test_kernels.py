@@ -166,10 +166,10 @@ def test_sgd_update(nesterov, dtype):
     g = finished(sums, p, 30, 0.2, 3.0)
     want_p, want_v = ref.sgd(p, v, g, 0.1, 0.9, nesterov)
     q, w = p.copy(), v.copy()
-    K.sgd_update(p, v, sums, 30, 0.2, 3.0, 0.1, 0.9, nesterov)
+    K.sgd_update(p, v, sums, 0, 30, p.size, 0.2, 3.0, 0.1, 0.9, nesterov)
     np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
     np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
-    K.sgd_update(q, w, g, 0, 0.0, 1.0, 0.1, 0.9, nesterov)  # g already finished
+    K.sgd_update(q, w, g, 0, 0, q.size, 0.0, 1.0, 0.1, 0.9, nesterov)  # g already finished
     np.testing.assert_array_equal(p, q)
     np.testing.assert_array_equal(v, w)
 
@@ -184,11 +184,11 @@ def test_adam_update(dtype):
     lr_t = K.adam_step_size(0.01, 0.9, 0.999, t)
     assert lr_t == 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
     q, m2, v2 = p.copy(), m.copy(), v.copy()
-    K.adam_update(p, m, v, sums, 30, 0.2, 3.0, lr_t, 0.9, 0.999, 1e-8)
+    K.adam_update(p, m, v, sums, 0, 30, p.size, 0.2, 3.0, lr_t, 0.9, 0.999, 1e-8)
     np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
     np.testing.assert_allclose(m, want_m, rtol=RTOL[dtype])
     np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
-    K.adam_update(q, m2, v2, g, 0, 0.0, 1.0, lr_t, 0.9, 0.999, 1e-8)  # g already finished
+    K.adam_update(q, m2, v2, g, 0, 0, q.size, 0.0, 1.0, lr_t, 0.9, 0.999, 1e-8)  # g already finished
     for got, want in ((p, q), (m, m2), (v, v2)):
         np.testing.assert_array_equal(got, want)
 
