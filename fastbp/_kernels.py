@@ -345,6 +345,8 @@ def dense_forward(A, A_prev, W, b, code):
     b : (H_out,).
     """
     dot_xw(A, A_prev, W)  # A_prev W: np.dot, or the CSR loop for sparse X
+    # (activation_forward's body, called directly: each level of njit calls costs
+    # compile time in every kernel that inlines it)
     activation_forward_cols(A, 0, A.shape[1], b, code)
 
 
