@@ -165,22 +165,6 @@ def test_predict_does_not_copy_X_and_works_in_blocks(big, kind):
 # ---- Numba's runtime: no allocation per minibatch, nothing leaked -----------------------
 
 
-@pytest.fixture
-def nrt_stats():
-    was_on = _nrt_python.memsys_stats_enabled()
-    _nrt_python.memsys_enable_stats()
-
-    def read():
-        return np.array([_nrt_python.memsys_get_stats_alloc(),
-                         _nrt_python.memsys_get_stats_free(),
-                         _nrt_python.memsys_get_stats_mi_alloc(),
-                         _nrt_python.memsys_get_stats_mi_free()])
-
-    yield read
-    if not was_on:
-        _nrt_python.memsys_disable_stats()
-
-
 def test_kernels_allocate_nothing_per_minibatch(nrt_stats, monkeypatch):
     """Count Numba runtime allocations in each train_epoch call: they must not depend on
     how many minibatches the call runs (1 to 200 here). What remains is the fixed cost of

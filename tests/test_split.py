@@ -304,3 +304,34 @@ def test_keyboard_interrupt_joins_the_helper(monkeypatch):
     ref.activation, ref.classes_ = "relu", clf.classes_
     ref._label_binarizer = clf._label_binarizer
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-12)
+
+
+def test_split_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch):
+    """As test_memory's test for train_epoch: Numba runtime allocations per two-thread
+    call must not grow with its minibatches (1 to 100 here), and are all freed."""
+    real = _split.split_epoch
+    per_call = []
+
+    def counting(tid, *args):
+        if tid == 1:
+            return real(tid, *args)
+        before = nrt_stats()
+        out = real(tid, *args)
+        first, last, batch = args[23], args[24], args[25]
+        per_call.append((-(-(last - first) // batch), *(nrt_stats() - before)))
+        return out
+
+    monkeypatch.setattr(_split, "split_epoch", counting)
+    monkeypatch.setattr(_split, "MODE", "always")
+    X = np.random.default_rng(0).standard_normal((2000, 20))
+    y = (X[:, 0] > 0).astype(int)
+    for batch in (20, 200, 2000):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fastbp.MLPClassifier((24, 16), batch_size=batch, max_iter=2,
+                                 random_state=0).fit(X, y)
+    assert len({b for b, *_ in per_call}) >= 3, per_call
+    # a fixed cost per call (one meminfo per array argument, 22 here), counted once or,
+    # when the helper's call falls in the window too, twice; never per minibatch
+    allocs = {int(a) for _, a, *_ in per_call}
+    assert max(allocs) <= 2 * min(allocs) <= 100, per_call
