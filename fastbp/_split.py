@@ -96,8 +96,10 @@ def plan(X, layout, batch_size):
     - ``MODE`` is not "never"; X is dense; the net has hidden layers, each >= 2 wide;
     - the fit runs in the main thread: a fit in a thread pool (GridSearchCV with threads,
       Dask) shares the cores with the pool, and BLAS's thread count is process-wide;
-    - two cores, and SciPy's BLAS allowed two threads (``threadpool_limits(1)`` or
-      joblib's process workers, which set it to cores / n_jobs, keep one thread);
+    - exactly two threads to use: two cores (or more) and SciPy's BLAS allowed two
+      threads. One (``threadpool_limits(1)``, or joblib's process workers, which set it
+      to cores / n_jobs) leaves nothing to split; more, and the one-thread epoch's
+      products use them all while this design uses two (it was measured on 2 cores);
     - (unless ``MODE`` is "always") batches of at most ``MAX_BATCH`` rows, every hidden
       layer at least ``MIN_WIDTH`` units wide and a minibatch at least
       ``MIN_FLOPS_PER_BATCH`` flops of products.
@@ -114,7 +116,7 @@ def plan(X, layout, batch_size):
         if (batch_size > MAX_BATCH or min(hidden) < MIN_WIDTH
                 or 6.0 * batch_size * layout.n_coefs < MIN_FLOPS_PER_BATCH):
             return None
-        if _cpu_count() < 2 or _blas_threads() < 2:
+        if min(_cpu_count(), _blas_threads()) != 2:
             return None
     return np.array([column_cut(u) for u in hidden] + [0], dtype=np.int64)
 
