@@ -96,8 +96,9 @@ def activation_forward(Z, b, code):
 
 @njit(**JIT)
 def activation_forward_cols(Z, lo, hi, b, code):
-    """``activation_forward`` on columns ``[lo, hi)`` of a C-ordered Z (b : (hi - lo,)),
-    for the two-thread epoch. Row by row, through views that start at column 0: loops
+    """``activation_forward`` on columns ``[lo, hi)`` of a C-ordered Z (b : (hi - lo,)):
+    all of them for ``dense_forward``, a thread's own for the two-thread epoch
+    (``_split.py``). Row by row, through views that start at column 0: loops
     from 0 vectorise, while Numba's indexing ``Z[i, j]`` for j from a runtime ``lo`` (or
     on a 2-D block view) keeps a negative-index check per element that stops it
     (logistic 5x slower)."""
