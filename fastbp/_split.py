@@ -31,6 +31,10 @@ loaded machine slows a fit down but does not stall it): per minibatch, after eac
 layer's forward, before each δ below the top hidden layer, and before the update,
 2 (L - 1) for L weight layers. Each thread gathers the minibatch's rows itself.
 
+Numba caches a kernel under its own file's timestamp only: after editing
+``_kernels.py``, ``_blas.py`` or ``_vmath.py``, ``touch`` this file too, or its cached
+kernels keep the old code they inlined (a fresh clone, as CI's, is not affected).
+
 ``plan`` decides, per fit, whether to use it; ``SplitTrainer`` runs it. Where it pays,
 measured: README "Two threads", and the constants below.
 """
