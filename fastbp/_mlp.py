@@ -557,6 +557,9 @@ class _BaseMLP(BaseEstimator):
                     )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        finally:
+            if cuts is not None:
+                train_epoch.close()  # the two-thread epoch's helper thread
 
         if early_stopping:
             flat[:] = self._best_flat  # restore the best weights (views stay valid)
