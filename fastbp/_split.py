@@ -66,13 +66,13 @@ MODE = os.environ.get("FASTBP_SPLIT", "auto")
 # - two single-threaded products run about 15% slower than one two-threaded product of
 #   the same work, so the split pays only where the work it shares is a large part of the
 #   epoch: the optimizer step, whose cost relative to the products' is about 1/batch, and
-#   the activations. At batch 64: 784-128-10 (logistic) 7-18% faster, 256-256 (relu)
-#   8-35%; at 128: 784-256-128-10 2-8% slower, 30-64-64-2 9-15% slower; at 200 to 512,
-#   1-10% slower.
+#   the activations. At batch 64: 784-128-10 (logistic) 22% faster, 50-256-256-1 (relu)
+#   14%; at 128: 784-256-128-10 4% slower, 30-64-64-1 23%; at 200: 64-100-10 5%; at 256
+#   and 512, 1-3% slower.
 # - below a few million flops of products per minibatch (6 · batch · weights) the phases
 #   between barriers last microseconds and the threads' jitter costs more than the split
-#   gains: 20-32-32-5 at batch 32 (0.35 Mflop) took 2.1x as long, 64-64-64-10 at 32
-#   (1.7 Mflop) 1.7x.
+#   gains: 64-64-64-10 at batch 32 (1.7 Mflop) took 1.2x as long, 20-32-32-5 at 32
+#   (0.35 Mflop) about as long, with a median 1.4x the best.
 MAX_BATCH = 64
 MIN_FLOPS_PER_BATCH = 8e6
 MIN_WIDTH = 16  # every hidden layer: narrower halves do not pay their barriers

@@ -31,8 +31,8 @@ phases themselves (a few us of work each). Small nets should keep the one-thread
 same day) gained nothing: both threads then need all the weights every minibatch.
 
 The product version is fastbp/_split.py (any depth, the loss and L2 penalty, a fit's
-rules for when to use it). On the same machine it trains this net at 1.41x the floor
-(best of 10; the prototype 1.21x in the same process): README, "Two threads".
+rules for when to use it). On the same machine it trains mnist-logistic-sgd-b64 (this
+net) at 1.30x the floor, best of 5: README, "Two threads".
 
 Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.experiments.colsplit
 [DATA H BATCH EPOCHS]`` (default ``mnist5k 128 64 5``; DATA as in bench/workloads.py).
