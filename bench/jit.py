@@ -86,16 +86,12 @@ def measure(repeats=3, cold=True, threads=None, progress=None):
             r["cache_bytes"] = sum(os.path.getsize(os.path.join(root, f))
                                    for root, _, files in os.walk(d) for f in files)
         out["fastbp_cold"] = r
-    runs = []
-    for i in range(repeats):
-        if progress:
-            progress(f"fastbp warm cache {i + 1}/{repeats}")
-        runs.append(_child("fastbp", threads=threads))
-    out["fastbp_warm"] = _best(runs)
-    runs = []
-    for i in range(repeats):
-        if progress:
-            progress(f"scikit-learn {i + 1}/{repeats}")
-        runs.append(_child("sklearn", threads=threads))
-    out["sklearn"] = _best(runs)
+    for key, which, label in (("fastbp_warm", "fastbp", "fastbp warm cache"),
+                              ("sklearn", "sklearn", "scikit-learn")):
+        runs = []
+        for i in range(repeats):
+            if progress:
+                progress(f"{label} {i + 1}/{repeats}")
+            runs.append(_child(which, threads=threads))
+        out[key] = _best(runs)
     return out

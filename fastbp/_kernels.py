@@ -636,17 +636,22 @@ def update_range(params, state1, state2, grads, lo, mid, hi, solver, alpha, scal
 
 
 @njit(**JIT)
+def step_size(solver, lr, beta1, beta2, t):
+    """The step's rate and the Adam step count after it: SGD (lr, t), Adam
+    (η_{t+1}, t + 1) (``adam_step_size``)."""
+    if solver == SGD:
+        return lr, t
+    return adam_step_size(lr, beta1, beta2, t + 1), t + 1
+
+
+@njit(**JIT)
 def optimizer_step(params, state1, state2, grads, n_coefs, alpha, scale, solver, lr,
                    momentum, nesterov, beta1, beta2, epsilon, t):
     """Eq. (5) for one minibatch from the raw sums in ``grads``: SGD (state1 = velocity)
     or Adam (state1, state2 = m, v; step t + 1). Returns the Adam step count after it."""
-    if solver == SGD:
-        sgd_update(params, state1, grads, 0, n_coefs, params.size, alpha, scale, lr,
-                   momentum, nesterov)
-        return t
-    t += 1
-    adam_update(params, state1, state2, grads, 0, n_coefs, params.size, alpha, scale,
-                adam_step_size(lr, beta1, beta2, t), beta1, beta2, epsilon)
+    step, t = step_size(solver, lr, beta1, beta2, t)
+    update_range(params, state1, state2, grads, 0, n_coefs, params.size, solver, alpha,
+                 scale, step, momentum, nesterov, beta1, beta2, epsilon)
     return t
 
 

@@ -76,6 +76,16 @@ def pack(coefs, intercepts, dtype):
     )
 
 
+def aligned_empty(shape, dtype, align=64):
+    """``np.empty(shape, dtype)`` whose data starts on an ``align``-byte boundary (a cache
+    line), so that two threads writing neighbouring blocks of rows never share a line."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(n + align, dtype=np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start : start + n].view(dtype).reshape(shape)
+
+
 def activation_offsets(layout, batch_size):
     """Offsets of each layer's ``(batch_size, units[l])`` block in a workspace vector.
 

@@ -50,6 +50,7 @@ from . import _kernels as K
 from . import _split
 from ._layout import (
     activation_offsets,
+    aligned_empty,
     coef_views,
     intercept_views,
     make_layout,
@@ -373,8 +374,8 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         X = _kernel_input(X, dtype)
         a_off, ws_size = activation_offsets(layout, n)
-        acts = np.empty(ws_size, dtype=dtype)
-        deltas = np.empty(ws_size, dtype=dtype)
+        acts = aligned_empty(ws_size, dtype)  # (aligned: two threads write their blocks)
+        deltas = aligned_empty(ws_size, dtype)
         grads = np.empty(layout.size, dtype=dtype)
         if sw is None:
             sw = _kernel_array(np.ones(n, dtype=dtype))
@@ -460,8 +461,8 @@ class _BaseMLP(BaseEstimator):
 
         # Preallocated once per fit: workspace O(batch x sum of widths), gather buffers.
         a_off, ws_size = activation_offsets(layout, batch_size)
-        acts = np.empty(ws_size, dtype=dtype)
-        deltas = np.empty(ws_size, dtype=dtype)
+        acts = aligned_empty(ws_size, dtype)  # (aligned: two threads write their blocks)
+        deltas = aligned_empty(ws_size, dtype)
         grads = np.empty(layout.size, dtype=dtype)
         xbuf = np.empty((batch_size, n_features if isinstance(X_train, np.ndarray) else 0),
                         dtype=dtype)

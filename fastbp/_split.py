@@ -52,7 +52,7 @@ from numba.extending import intrinsic
 from . import _kernels as K
 from ._blas import gemm
 from ._config import JIT
-from ._layout import activation_offsets
+from ._layout import aligned_empty
 
 # ---------------------------------------------------------------------------------------
 # When: the size rule and the environment.
@@ -364,10 +364,7 @@ def split_epoch(tid, sync, shared, cuts, ws_off, heads, params, grads, state1, s
         K.column_sums_cols(grads[b_off[0] + lo : b_off[0] + hi], D, lo, hi)
 
         # update, eq. (5): the parameters I own, each a contiguous range
-        step = lr
-        if solver == K.ADAM:
-            t += 1
-            step = K.adam_step_size(lr, beta1, beta2, t)
+        step, t = K.step_size(solver, lr, beta1, beta2, t)
         for l in range(L):  # weights [w0, w1), then biases [b0, b1) of each layer
             if l < L - 1:
                 lo, hi = _own(cuts[l], units[l + 1], tid)
@@ -433,13 +430,14 @@ class SplitTrainer:
         try:
             with trainer.epoch(params, state1, state2):
                 trainer(params, grads, state1, state2, ...)   # train_epoch's arguments
-                ...                                            # (grads is not used)
+                ...
             ...                                                # more epochs
         finally:
             trainer.close()
 
-    (The arguments ``acts``, ``deltas``, ``xbuf``, ``ybuf`` and ``swbuf`` are not used
-    either: this class has its own, one per thread or aligned to cache lines.)
+    ``grads``, ``acts`` and ``deltas`` serve as its workspace (in the split layout; the
+    two must start on a cache line, ``aligned_empty``); ``xbuf``, ``ybuf`` and ``swbuf``
+    are not used: it gathers into its own, one set per thread.
     ``epoch`` copies the parameters and the optimizer's state into the split layout and
     back at its end (O(parameters) an epoch), so between epochs the model and the
     optimizer are in ``_layout``'s order; SciPy's BLAS runs on one thread inside it.
@@ -456,14 +454,12 @@ class SplitTrainer:
         self.ws_off = split_layout(layout, cuts)
         # every buffer starts on a cache line: with widths and cuts multiples of 8, no
         # line of a row is then written by both threads
-        self.bufs = [_aligned(layout.size, dtype) for _ in range(4)]
+        self.bufs = [aligned_empty(layout.size, dtype) for _ in range(3)]
         n_out = int(layout.units[-1])
-        self.heads = _aligned((2, 2, batch_size, n_out), dtype)
-        self.gather = (_aligned((2, batch_size, n_features), dtype),
-                       _aligned((2, batch_size, n_out), dtype),
-                       _aligned((2, batch_size), dtype))
-        ws_size = activation_offsets(layout, batch_size)[1]
-        self.work = (_aligned(ws_size, dtype), _aligned(ws_size, dtype))  # acts, deltas
+        self.heads = aligned_empty((2, 2, batch_size, n_out), dtype)
+        self.gather = (aligned_empty((2, batch_size, n_features), dtype),
+                       aligned_empty((2, batch_size, n_out), dtype),
+                       aligned_empty((2, batch_size), dtype))
         self._state = None
         self._thread = None
         self._job = None  # the helper's arguments for the current call; None: stop
@@ -489,11 +485,11 @@ class SplitTrainer:
     def __call__(self, params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
                  *rest):
         params, state1, state2 = self._state  # (the arguments' split-layout copies)
-        sync = _aligned(24, np.int64)
+        sync = aligned_empty(24, np.int64)
         sync[:] = 0
-        shared = _aligned(24, np.float64)
-        job = (sync, shared, self.cuts, self.ws_off, self.heads, params, self.bufs[3],
-               state1, state2, *self.work, *self.gather, *rest)
+        shared = aligned_empty(24, np.float64)
+        job = (sync, shared, self.cuts, self.ws_off, self.heads, params, grads, state1,
+               state2, acts, deltas, *self.gather, *rest)
         if self._thread is None:
             self._thread = threading.Thread(target=self._helper, name="fastbp-split",
                                             daemon=True)
@@ -535,15 +531,6 @@ class SplitTrainer:
             self._go.release()
             _join(self._thread)
             self._thread = None
-
-
-def _aligned(shape, dtype, align=64):
-    """``np.empty(shape, dtype)`` whose data starts on an ``align``-byte boundary."""
-    dtype = np.dtype(dtype)
-    n = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(n + align, dtype=np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start : start + n].view(dtype).reshape(shape)
 
 
 def _join(thread):
