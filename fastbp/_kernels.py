@@ -661,9 +661,8 @@ def optimizer_step(params, state1, state2, grads, n_coefs, alpha, scale, solver,
 
 
 @njit(**JIT)
-def gather_batch(X, Y, sw, perm, start, stop, xbuf, ybuf, swbuf):
-    """Rows ``perm[start:stop]`` of X, Y and sw: returns (xb, yb, wb), views of the
-    buffers (for CSR X, xb is the matrix with those rows, not a copy)."""
+def gather_targets(Y, sw, perm, start, stop, ybuf, swbuf):
+    """Rows ``perm[start:stop]`` of Y and sw: returns (yb, wb), views of the buffers."""
     nb = stop - start
     yb = ybuf[:nb]
     wb = swbuf[:nb]
@@ -672,6 +671,14 @@ def gather_batch(X, Y, sw, perm, start, stop, xbuf, ybuf, swbuf):
         for j in range(Y.shape[1]):
             yb[r, j] = Y[src, j]
         wb[r] = sw[src]
+    return yb, wb
+
+
+@njit(**JIT)
+def gather_batch(X, Y, sw, perm, start, stop, xbuf, ybuf, swbuf):
+    """Rows ``perm[start:stop]`` of X, Y and sw: returns (xb, yb, wb), views of the
+    buffers (for CSR X, xb is the matrix with those rows, not a copy)."""
+    yb, wb = gather_targets(Y, sw, perm, start, stop, ybuf, swbuf)
     return batch_rows(X, perm, start, stop, xbuf), yb, wb
 
 

@@ -77,6 +77,10 @@ def _no_context(*args):
     yield
 
 
+def _nothing():
+    pass
+
+
 def _next_call_batches(batches, rows_done, batch_size, seconds, max_batches):
     """Minibatches in the next kernel call, from the duration of the last one."""
     done = max(1, -(-rows_done // batch_size))
@@ -478,25 +482,25 @@ class _BaseMLP(BaseEstimator):
         # one thread, or two each owning half of every hidden layer (_split.py)
         cuts = _split.plan(X_train, layout, batch_size)
         if cuts is None:
-            train_epoch, epoch = K.train_epoch, _no_context
+            train_epoch, session, publish = K.train_epoch, _no_context, _nothing
         else:
             train_epoch = _split.SplitTrainer(layout, cuts, dtype, batch_size, n_features)
-            epoch = train_epoch.epoch
+            session, publish = train_epoch.session, train_epoch.publish
 
         try:
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    # scikit-learn's utils.shuffle(sample_idx, random_state=rs), i.e.
-                    # resample(replace=False): the same draw, without its checks (half
-                    # the time of a small epoch's Python overhead)
-                    order = np.arange(n_samples)
-                    self._random_state.shuffle(order)
-                    sample_idx = sample_idx[order]
+            with session(flat, opt.state1, opt.state2):
+                self.n_iter_ = 0
+                for _ in range(self.max_iter):
+                    if self.shuffle:
+                        # scikit-learn's utils.shuffle(sample_idx, random_state=rs), i.e.
+                        # resample(replace=False): the same draw, without its checks (half
+                        # the time of a small epoch's Python overhead)
+                        order = np.arange(n_samples)
+                        self._random_state.shuffle(order)
+                        sample_idx = sample_idx[order]
 
-                accumulated_loss = 0.0
-                first = 0
-                with epoch(flat, opt.state1, opt.state2):
+                    accumulated_loss = 0.0
+                    first = 0
                     while first < n_samples:
                         last = min(first + batches_per_call * batch_size, n_samples)
                         started = time.perf_counter()
@@ -519,43 +523,46 @@ class _BaseMLP(BaseEstimator):
                         timed = True
                         first = last
 
-                self.n_iter_ += 1
-                self.loss_ = accumulated_loss / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    self.n_iter_ += 1
+                    self.loss_ = accumulated_loss / n_samples
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                opt.iteration_ends(self.t_)
-
-                if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
-                        msg = (
-                            "Validation score did not improve more than "
-                            "tol=%f for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
-                        )
-                    else:
-                        msg = (
-                            "Training loss did not improve more than tol=%f"
-                            " for %d consecutive epochs."
-                            % (self.tol, self.n_iter_no_change)
-                        )
-                    if opt.trigger_stopping(msg, self.verbose):
+                        publish()  # (two threads) the weights, for the score
+                    self._update_no_improvement_count(early_stopping, X_val, y_val,
+                                                      sw_val)
+                    opt.iteration_ends(self.t_)
+
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        if early_stopping:
+                            msg = (
+                                "Validation score did not improve more than "
+                                "tol=%f for %d consecutive epochs."
+                                % (self.tol, self.n_iter_no_change)
+                            )
+                        else:
+                            msg = (
+                                "Training loss did not improve more than tol=%f"
+                                " for %d consecutive epochs."
+                                % (self.tol, self.n_iter_no_change)
+                            )
+                        if opt.trigger_stopping(msg, self.verbose):
+                            break
+                        self._no_improvement_count = 0
+
+                    if incremental:
                         break
-                    self._no_improvement_count = 0
 
-                if incremental:
-                    break
-
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) "
-                        "reached and the optimization hasn't converged yet."
-                        % self.max_iter,
-                        ConvergenceWarning,
-                    )
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(
+                            "Stochastic Optimizer: Maximum iterations (%d) "
+                            "reached and the optimization hasn't converged yet."
+                            % self.max_iter,
+                            ConvergenceWarning,
+                        )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:

@@ -29,7 +29,9 @@ The threads meet at spin barriers (``barrier``: release/acquire atomics, about 0
 when both run; after ``SPINS_BEFORE_YIELD`` spins the waiter yields its core, so a
 loaded machine slows a fit down but does not stall it): per minibatch, after each hidden
 layer's forward, before each δ below the top hidden layer, and before the update,
-2 (L - 1) for L weight layers. Each thread gathers the minibatch's rows itself.
+2 (L - 1) for L weight layers, and one after the gather: each thread gathers half the
+minibatch's rows of X (into a buffer both read; two of them, alternating) and all its
+rows of Y and sw (its own), 2L - 1 in all.
 
 Numba caches a kernel under its own file's timestamp only: after editing
 ``_kernels.py``, ``_blas.py`` or ``_vmath.py``, ``touch`` this file too, or its cached
@@ -268,7 +270,8 @@ def split_epoch(tid, sync, shared, cuts, ws_off, heads, params, grads, state1, s
     - ``cuts`` (``plan``) and ``ws_off`` (``split_layout``): params, grads, state1 and
       state2 are in the split layout;
     - ``heads`` : (2, 2, B, K): thread t's output A_L and δ_L at ``heads[t]``;
-    - xbuf, ybuf, swbuf : (2, B, ·): thread t's gather buffers at ``[t]``;
+    - xbuf : (2, B, F): the minibatches' rows of X, shared, minibatch i at ``[i % 2]``;
+      ybuf, swbuf : (2, B, ·): thread t's gather buffers of Y and sw at ``[t]``;
     - X dense; at least one hidden layer.
 
     Returns (Σ batch_loss · rows, t): the loss sum on thread 0 (0 on thread 1).
@@ -279,11 +282,21 @@ def split_epoch(tid, sync, shared, cuts, ws_off, heads, params, grads, state1, s
     phase = 0
     loss_sum = 0.0
     start = first
+    n_batches = 0
     while start < last:
         stop = min(start + batch_size, last)
         nb = stop - start
-        xb, yb, wb = K.gather_batch(X, Y, sw, perm, start, stop, xbuf[tid], ybuf[tid],
-                                    swbuf[tid])
+        # the minibatch's rows of X: each thread gathers half of them into the buffer of
+        # this minibatch's parity (the other thread may still read the other buffer, for
+        # the last minibatch's ∂W_1); Y and sw, small, each thread all of them, privately
+        xb = xbuf[n_batches & 1, :nb]
+        n_batches += 1
+        r0, r1 = (0, nb // 2) if tid == 0 else (nb // 2, nb)
+        K.batch_rows(X, perm, start + r0, start + r1, xb[r0:])
+        yb, wb = K.gather_targets(Y, sw, perm, start, stop, ybuf[tid], swbuf[tid])
+        phase += 1
+        if not barrier(sync, tid, phase):
+            return loss_sum, t
 
         # forward, hidden layers: my columns of each, then wait for the other's
         A_prev = xb
@@ -356,7 +369,7 @@ def split_epoch(tid, sync, shared, cuts, ws_off, heads, params, grads, state1, s
             loss += (0.5 * alpha) * (shared[_PENALTY0] + shared[_PENALTY1]) / S
             loss_sum += loss * nb
 
-        # the first layer's gradient: my rows of X (private) and my columns of δ_1 only
+        # the first layer's gradient: my columns of δ_1 only
         lo, hi = _own(cuts[0], units[1], tid)
         D = K.layer_view(deltas, a_off[0], nb, units[1])
         gemm(K.layer_view(grads, ws_off[0, tid], units[0], hi - lo), xb, D[:, lo:hi],
@@ -428,19 +441,21 @@ class SplitTrainer:
     ``plan``. Use::
 
         try:
-            with trainer.epoch(params, state1, state2):
-                trainer(params, grads, state1, state2, ...)   # train_epoch's arguments
-                ...
-            ...                                                # more epochs
+            with trainer.session(params, state1, state2):
+                for epoch in ...:
+                    trainer(params, grads, state1, state2, ...)  # train_epoch's arguments
+                    ...
+                    trainer.publish()  # before reading params (early stopping)
         finally:
             trainer.close()
 
     ``grads``, ``acts`` and ``deltas`` serve as its workspace (in the split layout; the
     two must start on a cache line, ``aligned_empty``); ``xbuf``, ``ybuf`` and ``swbuf``
-    are not used: it gathers into its own, one set per thread.
-    ``epoch`` copies the parameters and the optimizer's state into the split layout and
-    back at its end (O(parameters) an epoch), so between epochs the model and the
-    optimizer are in ``_layout``'s order; SciPy's BLAS runs on one thread inside it.
+    are not used: it gathers into its own (X's shared, Y's and sw's one set per thread).
+    ``session`` copies the parameters and the optimizer's state into the split layout
+    and back at its end, once a fit (once an epoch cost mnist-logistic 0.8 % of its
+    time); ``publish`` copies the parameters back without ending it. SciPy's BLAS runs on
+    one thread inside a session.
     The helper thread lives from the first call to ``close``, asleep between calls: a
     thread started for each call cost 10 % of mnist-logistic's epoch (4 calls an epoch;
     a new thread starts on its parent's core and waits there to be moved).
@@ -468,19 +483,28 @@ class SplitTrainer:
         self._errors = []
 
     @contextmanager
-    def epoch(self, params, state1, state2):
+    def session(self, params, state1, state2):
+        """The parameters and the optimizer's state in the split layout from entry to exit,
+        where they are copied back (also on an exception). Calls go in between."""
         # (SGD's state2 is empty: it stays as it is)
         pairs = [(a, b) for a, b in zip((params, state1, state2), self.bufs) if a.size]
         for src, dst in pairs:
             relayout(dst, src, self.units, self.w_off, self.ws_off, self.cuts, True)
         self._state = [dst for _, dst in pairs] + [state2] * (3 - len(pairs))
+        self._params = params
         try:
             with _one_blas_thread():
                 yield
         finally:
-            self._state = None
+            self._state = self._params = None
             for dst, src in pairs:
                 relayout(dst, src, self.units, self.w_off, self.ws_off, self.cuts, False)
+
+    def publish(self):
+        """Copy the parameters back into the session's ``params`` (in ``_layout``'s order),
+        for code that reads the model during a session (early stopping's scoring)."""
+        relayout(self._params, self._state[0], self.units, self.w_off, self.ws_off,
+                 self.cuts, False)
 
     def __call__(self, params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
                  *rest):

@@ -135,6 +135,25 @@ def test_same_bits_every_run_and_through_partial_fit(monkeypatch):
     assert_models_agree(c, runs[0][1], 1e-12)
 
 
+def test_early_stopping_scores_the_trained_weights(monkeypatch):
+    """The two-thread session keeps the weights in its own layout for the whole fit;
+    early stopping must score (and keep as the best) the weights of every epoch, as on
+    one thread: same validation scores, same epoch count, same restored model."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 16))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.8)
+    params = dict(hidden_layer_sizes=(40, 24), batch_size=32, max_iter=30,
+                  early_stopping=True, n_iter_no_change=3, tol=1e-3, random_state=0)
+    one = fit(fastbp.MLPClassifier(**params), "never", monkeypatch, X, y)
+    calls = []
+    two = fit(fastbp.MLPClassifier(**params), "always", monkeypatch, X, y, calls)
+    assert calls
+    assert one.n_iter_ < params["max_iter"]  # it stopped early
+    assert len(set(one.validation_scores_)) > 2  # and the scores moved
+    np.testing.assert_allclose(two.validation_scores_, one.validation_scores_, rtol=1e-12)
+    assert_models_agree(one, two, 1e-12)
+
+
 def qualifying_fit_inputs():
     """A net and batch that ``plan``'s size rules accept."""
     X = np.zeros((256, 100))
