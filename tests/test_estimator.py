@@ -285,3 +285,45 @@ def test_score_uses_accuracy_and_r2(digits):
         reg = fastbp.MLPRegressor(max_iter=20, random_state=0).fit(Xr, yr)
         ref = sk.MLPRegressor(max_iter=20, random_state=0).fit(Xr, yr)
     np.testing.assert_allclose(reg.score(Xr, yr), ref.score(Xr, yr), rtol=1e-9)
+
+
+_LABELS = {
+    "binary-int": (np.array([3, 7, 7, 3, 7]), None),
+    "binary-bool": (np.array([True, False, False, True]), None),
+    "multiclass-int": (np.array([2, 0, 1, 2, 2, 1, 0]), None),
+    "multiclass-str": (np.array(["b", "a", "c", "a", "b"]), None),
+    "multiclass-float": (np.array([1.0, -1.0, 2.0, 1.0]), None),
+    "subset-of-classes": (np.array([1, 1, 3]), np.array([0, 1, 2, 3])),
+    "one-class": (np.array([4, 4, 4]), None),
+    "multilabel": (np.array([[1, 0, 1], [0, 1, 1]]), None),
+}
+
+
+@pytest.mark.parametrize("case", list(_LABELS))
+def test_binarize_is_label_binarizers_transform(case):
+    """The classifier's fast target encoding gives LabelBinarizer's array, for every kind
+    of target (those it does not handle go to LabelBinarizer itself)."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    y, classes = _LABELS[case]
+    lb = LabelBinarizer().fit(y if classes is None else classes)
+    expected = lb.transform(y).astype(bool)
+    got = _mlp._binarize(lb, y)
+    assert got.dtype == bool and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_binarize_unknown_labels_as_label_binarizer():
+    """Labels outside ``classes_`` (partial_fit refuses them before, but the encoding must
+    not guess): LabelBinarizer's result, or its error."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    lb = LabelBinarizer().fit(np.array([0, 1, 2]))
+    for y in (np.array([0, 5, 1]), np.array([-1, 0, 2]), np.array(["a", "b", "a"])):
+        try:
+            expected = lb.transform(y).astype(bool)
+        except ValueError as e:
+            with pytest.raises(ValueError, match=re.escape(str(e))):
+                _mlp._binarize(lb, y)
+        else:
+            np.testing.assert_array_equal(_mlp._binarize(lb, y), expected)
