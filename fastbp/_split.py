@@ -64,18 +64,23 @@ from ._layout import aligned_empty
 # and X is dense (tests use it to run small nets through this path). FASTBP_SPLIT sets it.
 MODE = os.environ.get("FASTBP_SPLIT", "auto")
 
-# When the split pays, measured on the 2-core project machine (README, "Two threads"):
+# When the split pays, measured on the 2-core project machine (README, "Two threads"),
+# x floor on one thread -> on two, best of 3 to 5 fits, same process:
 # - two single-threaded products run about 15% slower than one two-threaded product of
 #   the same work, so the split pays only where the work it shares is a large part of the
 #   epoch: the optimizer step, whose cost relative to the products' is about 1/batch, and
-#   the activations. At batch 64: 784-128-10 (logistic) 22% faster, 50-256-256-1 (relu)
-#   14%; at 128: 784-256-128-10 4% slower, 30-64-64-1 23%; at 200: 64-100-10 5%; at 256
-#   and 512, 1-3% slower.
+#   the activations. At batch 64: 784-128-10 (logistic) 1.53 -> 1.26, 50-256-256-1
+#   (relu) 1.36 -> 1.14; at 96-128: 784-256-128-10 1.30 -> 1.20 and 1.35 -> 1.27,
+#   784-128-10 1.40 -> 1.27, 100-1024-1024-10 1.22 -> 1.16, 50-512-512-1 (tanh)
+#   1.28 -> 1.15, 50-128-128-1 1.22 -> 1.06; at 200: 64-100-10 even; at 256, even; at
+#   512, 50-512-512-1 2% faster but 100-1024-1024-10 1.08 -> 1.14.
 # - below a few million flops of products per minibatch (6 · batch · weights) the phases
 #   between barriers last microseconds and the threads' jitter costs more than the split
-#   gains: 64-64-64-10 at batch 32 (1.7 Mflop) took 1.2x as long, 20-32-32-5 at 32
-#   (0.35 Mflop) about as long, with a median 1.4x the best.
-MAX_BATCH = 64
+#   gains: 64-64-64-10 at batch 32 (1.7 Mflop) even at best, the median 1.25x the best;
+#   20-32-32-5 at 32 (0.35 Mflop) 1.27x as long; 64-100-10 at 128 (5.7 Mflop) even;
+#   30-64-64-1 at 64 (2.3 Mflop) 14% faster at best, 7% slower in the median (at 128,
+#   4.7 Mflop: 16% and 7% faster).
+MAX_BATCH = 128
 MIN_FLOPS_PER_BATCH = 8e6
 MIN_WIDTH = 16  # every hidden layer: narrower halves do not pay their barriers
 
