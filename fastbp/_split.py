@@ -480,7 +480,7 @@ class SplitTrainer:
         self.gather = (aligned_empty((2, batch_size, n_features), dtype),
                        aligned_empty((2, batch_size, n_out), dtype),
                        aligned_empty((2, batch_size), dtype))
-        self._state = None
+        self._state = self._params = None  # (during a session)
         self._thread = None
         self._job = None  # the helper's arguments for the current call; None: stop
         self._go = threading.Semaphore(0)
