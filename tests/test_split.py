@@ -154,6 +154,28 @@ def test_early_stopping_scores_the_trained_weights(monkeypatch):
     assert_models_agree(one, two, 1e-12)
 
 
+def test_one_minibatch_per_call_gives_the_same_bits(monkeypatch):
+    """Epochs cut into one kernel call per minibatch (as Ctrl-C's chunking can) give the
+    bits of whole-epoch calls: the shared gather buffers' alternation and the split layout
+    carry nothing wrong across calls. Odd minibatch counts, a short last minibatch."""
+    from fastbp import _mlp
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((301, 24))
+    y = (X[:, 0] - X[:, 3] > 0).astype(int) + (X[:, 5] > 0.7)
+    params = dict(hidden_layer_sizes=(32, 24), batch_size=40, max_iter=3, random_state=0)
+    calls = []
+    whole = fit(fastbp.MLPClassifier(**params), "always", monkeypatch, X, y, calls)
+    per_epoch = len(calls)
+    monkeypatch.setattr(_mlp, "_FLOPS_PER_CALL", 1.0)  # one minibatch per call
+    calls = []
+    chunked = fit(fastbp.MLPClassifier(**params), "always", monkeypatch, X, y, calls)
+    assert len(calls) == 3 * 8 > per_epoch  # 301 rows: 8 minibatches an epoch
+    for a, b in zip(whole.coefs_ + whole.intercepts_, chunked.coefs_ + chunked.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert whole.loss_curve_ == chunked.loss_curve_
+
+
 def qualifying_fit_inputs():
     """A net and batch that ``plan``'s size rules accept."""
     X = np.zeros((256, 100))
