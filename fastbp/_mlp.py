@@ -73,13 +73,22 @@ _SECONDS_PER_CALL = 0.1
 _FIRST_CALL_BATCHES = 1024
 
 
-@contextlib.contextmanager
-def _no_context(*args):
-    yield
+class _OneThread:
+    """The one-thread epoch (``_kernels.train_epoch``) behind ``_split.SplitTrainer``'s
+    interface: a session, publish and close that have nothing to do."""
 
+    def __call__(self, *args):
+        return K.train_epoch(*args)  # (looked up per call: tests wrap it)
 
-def _nothing():
-    pass
+    @contextlib.contextmanager
+    def session(self, params, state1, state2):
+        yield
+
+    def publish(self):
+        pass
+
+    def close(self):
+        pass
 
 
 def _next_call_batches(batches, rows_done, batch_size, seconds, max_batches):
@@ -507,14 +516,11 @@ class _BaseMLP(BaseEstimator):
         solver = K.SGD if self.solver == "sgd" else K.ADAM
         # one thread, or two each owning half of every hidden layer (_split.py)
         cuts = _split.plan(X_train, layout, batch_size)
-        if cuts is None:
-            train_epoch, session, publish = K.train_epoch, _no_context, _nothing
-        else:
-            train_epoch = _split.SplitTrainer(layout, cuts, dtype, batch_size, n_features)
-            session, publish = train_epoch.session, train_epoch.publish
+        trainer = (_OneThread() if cuts is None else
+                   _split.SplitTrainer(layout, cuts, dtype, batch_size, n_features))
 
         try:
-            with session(flat, opt.state1, opt.state2):
+            with trainer.session(flat, opt.state1, opt.state2):
                 self.n_iter_ = 0
                 for _ in range(self.max_iter):
                     if self.shuffle:
@@ -530,7 +536,7 @@ class _BaseMLP(BaseEstimator):
                     while first < n_samples:
                         last = min(first + batches_per_call * batch_size, n_samples)
                         started = time.perf_counter()
-                        loss_sum, opt.t = train_epoch(
+                        loss_sum, opt.t = trainer(
                             flat, grads, opt.state1, opt.state2, acts, deltas,
                             xbuf, ybuf, swbuf, X_train, Y_train, sw_train, sample_idx,
                             layout.units, layout.w_off, layout.b_off, a_off, layout.n_coefs,
@@ -557,7 +563,7 @@ class _BaseMLP(BaseEstimator):
                         print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
                     if early_stopping:
-                        publish()  # (two threads) the weights, for the score
+                        trainer.publish()  # (two threads) the weights, for the score
                     self._update_no_improvement_count(early_stopping, X_val, y_val,
                                                       sw_val)
                     opt.iteration_ends(self.t_)
@@ -592,8 +598,7 @@ class _BaseMLP(BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         finally:
-            if cuts is not None:
-                train_epoch.close()  # the two-thread epoch's helper thread
+            trainer.close()  # (two threads) the helper thread
 
         if early_stopping:
             flat[:] = self._best_flat  # restore the best weights (views stay valid)
