@@ -77,11 +77,21 @@ MODE = os.environ.get("FASTBP_SPLIT", "auto")
 # - below a few million flops of products per minibatch (6 · batch · weights) the phases
 #   between barriers last microseconds and the threads' jitter costs more than the split
 #   gains: 64-64-64-10 at batch 32 (1.7 Mflop) even at best, the median 1.25x the best;
-#   20-32-32-5 at 32 (0.35 Mflop) 1.27x as long; 64-100-10 at 128 (5.7 Mflop) even;
-#   30-64-64-1 at 64 (2.3 Mflop) 14% faster at best, 7% slower in the median (at 128,
-#   4.7 Mflop: 16% and 7% faster).
+#   20-32-32-5 at 32 (0.35 Mflop) 1.27x as long; 30-64-64-1 at 64 (2.3 Mflop) even at
+#   best, 2x as long in the median; 30-128-1 at 128 (3.0 Mflop) 1.55 -> 1.65. From about
+#   4 Mflop it pays where an epoch has many minibatches (best, median of 7-9 fits):
+#   30-64-64-1 at 128 (4.7 Mflop, 157 minibatches) 1.77 -> 1.47 (1.80 -> 1.63),
+#   20-64-64-5 at 128 (4.4 Mflop) 1.85 -> 1.55 (1.93 -> 1.71), 784-16-10 at 64
+#   (4.9 Mflop) 1.93 -> 1.33, 50-96-96-1 at 64 (5.4 Mflop) 1.66 -> 1.21, 20-128-128-5
+#   at 64 (7.5 Mflop) 1.68 -> 1.24 (1.70 -> 1.26); 50-64-64-1 at 128 (5.6 Mflop) even.
+# - each kernel call (an epoch) wakes the helper and waits for it at the end: 60-100 us
+#   (measured in a 64-100-10 fit), 5-10 % of an epoch of 11 minibatches of 5.7 Mflop,
+#   where the split lost (1.43 -> 1.59) or won (64-128-10: 1.51 -> 1.28) by the run. A
+#   call of at least MIN_FLOPS_PER_CALL (about 3 ms of products here) keeps that under
+#   about 3 %.
 MAX_BATCH = 128
-MIN_FLOPS_PER_BATCH = 8e6
+MIN_FLOPS_PER_BATCH = 4e6
+MIN_FLOPS_PER_CALL = 2.5e8
 MIN_WIDTH = 16  # every hidden layer: narrower halves do not pay their barriers
 
 SPINS_BEFORE_YIELD = 1 << 14
@@ -112,8 +122,9 @@ def plan(X, layout, batch_size):
       to cores / n_jobs) leaves nothing to split; more, and the one-thread epoch's
       products use them all while this design uses two (it was measured on 2 cores);
     - (unless ``MODE`` is "always") batches of at most ``MAX_BATCH`` rows, every hidden
-      layer at least ``MIN_WIDTH`` units wide and a minibatch at least
-      ``MIN_FLOPS_PER_BATCH`` flops of products.
+      layer at least ``MIN_WIDTH`` units wide, a minibatch at least
+      ``MIN_FLOPS_PER_BATCH`` flops of products and X's rows (an epoch: a kernel call)
+      at least ``MIN_FLOPS_PER_CALL``.
     """
     if MODE == "never" or not isinstance(X, np.ndarray) or os.name != "posix":
         return None
@@ -124,8 +135,10 @@ def plan(X, layout, batch_size):
     if threading.current_thread() is not threading.main_thread():
         return None
     if MODE != "always":
+        flops_per_row = 6.0 * layout.n_coefs
         if (batch_size > MAX_BATCH or min(hidden) < MIN_WIDTH
-                or 6.0 * batch_size * layout.n_coefs < MIN_FLOPS_PER_BATCH):
+                or batch_size * flops_per_row < MIN_FLOPS_PER_BATCH
+                or X.shape[0] * flops_per_row < MIN_FLOPS_PER_CALL):
             return None
         if min(_cpu_count(), _blas_threads()) != 2:
             return None

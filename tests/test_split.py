@@ -178,7 +178,7 @@ def test_one_minibatch_per_call_gives_the_same_bits(monkeypatch):
 
 def qualifying_fit_inputs():
     """A net and batch that ``plan``'s size rules accept."""
-    X = np.zeros((256, 100))
+    X = np.zeros((1024, 100))
     return X, make_layout([100, 256, 256, 10]), 64
 
 
@@ -197,6 +197,7 @@ def test_plan_follows_its_rules(monkeypatch):
     assert _split.plan(X, layout, _split.MAX_BATCH + 1) is None
     assert _split.plan(X, make_layout([20, 32, 5]), 32) is None
     assert _split.plan(X, make_layout([100, 256, 8, 10]), batch) is None
+    assert _split.plan(X[:64], layout, batch) is None  # an epoch too short to share
     # nor with BLAS held to one thread, nor from a thread other than the main one
     with threadpool_limits(1, user_api="blas"):
         assert _split.plan(X, layout, batch) is None
