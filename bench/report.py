@@ -154,7 +154,7 @@ def memory_table(results):
     return "\n".join(lines)
 
 
-BREAKDOWN_COLS = [("workload", 27, "<"), ("dtype", 8, "<"), ("floor", 8, ">"),
+BREAKDOWN_COLS = [("workload", 31, "<"), ("dtype", 8, "<"), ("floor", 8, ">"),
                   ("gather", 8, ">"), ("activ.", 8, ">"), ("loss", 7, ">"),
                   ("backward", 9, ">"), ("penalty", 8, ">"), ("update", 8, ">"),
                   ("serial", 8, ">"), ("other", 8, ">"), ("fastbp", 8, ">"),
@@ -174,7 +174,7 @@ def breakdown_table(results):
         ms = [1e3 * b["serial_s_per_epoch"][k] for k in KINDS]
         one = r.get("fastbp_threads", 1) == 1
         lines.append(_row(BREAKDOWN_COLS, [
-            r["name"] if one else r["name"][:23] + " (2)", r["dtype"],
+            r["name"] if one else r["name"] + " (2)", r["dtype"],
             _s(1e3 * r["floor"]["s_per_epoch"]), *map(_s, ms),
             _s(1e3 * b["serial_total"]), _s(1e3 * b["other"]) if one else "-",
             _s(1e3 * r["trainers"]["fastbp"]["s_per_epoch"]), f"{r['x_floor']:.2f}",
