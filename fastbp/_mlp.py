@@ -322,6 +322,7 @@ class _BaseMLP(BaseEstimator):
             W[...] = self._random_state.uniform(-bound, bound, W.shape)
             b[...] = self._random_state.uniform(-bound, bound, b.shape[0])
         self._best_flat = self._flat.copy()
+        self._best_is_live = False  # (see the end of _fit_stochastic)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -601,7 +602,13 @@ class _BaseMLP(BaseEstimator):
             trainer.close()  # (two threads) the helper thread
 
         if early_stopping:
-            flat[:] = self._best_flat  # restore the best weights (views stay valid)
+            # Restore the best weights (views stay valid). scikit-learn restores by
+            # aliasing (coefs_ = _best_coefs): its best weights are then the live ones,
+            # updated in place by a warm-start refit until that refit finds a new best.
+            # A refit that never does keeps its last weights; so here.
+            if not self._best_is_live:
+                flat[:] = self._best_flat
+            self._best_is_live = True
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
         if early_stopping:
@@ -617,6 +624,7 @@ class _BaseMLP(BaseEstimator):
             if last_valid_score > self.best_validation_score_:
                 self.best_validation_score_ = last_valid_score
                 self._best_flat = self._flat.copy()
+                self._best_is_live = False
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1

@@ -144,6 +144,26 @@ def test_warm_start_refits(task, solver):
         assert_same_model(a, b, X)
 
 
+@pytest.mark.parametrize("refit_finds_a_new_best", [False, True])
+def test_warm_start_refit_after_early_stopping(refit_finds_a_new_best):
+    """scikit-learn restores the best weights by aliasing them (coefs_ = _best_coefs), so
+    a warm-start refit updates its "best" in place until it beats the best score: a refit
+    that never does ends with its last weights, one that does with its own best."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 2)
+    y = (X[:, 0] > 0).astype(int) if not refit_finds_a_new_best else (X.sum(1) > 0.3).astype(int)
+    a, b = estimators("binary", early_stopping=True, warm_start=True, hidden_layer_sizes=(3,),
+                      max_iter=20 if not refit_finds_a_new_best else 3,
+                      learning_rate_init=0.1, validation_fraction=0.25, random_state=0)
+    fit_both(a, b, X, y)
+    first_best = b.best_validation_score_
+    a.set_params(max_iter=5)
+    b.set_params(max_iter=5)
+    fit_both(a, b, X, y)
+    assert (max(b.validation_scores_[-5:]) > first_best) == refit_finds_a_new_best
+    assert_same_model_es(a, b, X)
+
+
 def test_warm_start_refuses_new_classes():
     X, y = make_task("multiclass")
     clf = fastbp.MLPClassifier(warm_start=True, max_iter=2, random_state=0)
