@@ -430,7 +430,8 @@ def output_delta_and_loss(D, A, Y, sw, loss_code):
     poisson          Σ_ik sw_i [y log(y/a) - y + a] / S             (exp output)
 
     D, A, Y : (N, K);  sw : (N,) sample weights (ones when the fit has none).
-    Returns (data loss, S) in float64; the loss is 0 for ``loss_code`` NO_LOSS.
+    Returns (data loss, S) in float64; the loss is 0 for ``loss_code`` NO_LOSS. Raises
+    ZeroDivisionError, as scikit-learn, when the batch's weights sum to zero.
     """
     n, k = A.shape
     eps = np.finfo(A.dtype).eps
@@ -458,9 +459,13 @@ def output_delta_and_loss(D, A, Y, sw, loss_code):
             elif loss_code == POISSON:
                 if y != 0:
                     row += y * math.log(y / a)
+                elif a == 0:  # scikit-learn's xlogy(0, 0 / 0): nan (exp underflowed)
+                    row += math.nan
                 row += a - y
             # NO_LOSS: the residual only
         total += w * row
+    if S == 0.0:  # as scikit-learn's np.average, before the batch updates anything
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
     if loss_code == SQUARED_ERROR:
         return 0.5 * total / (S * k), S
     return total / S, S

@@ -189,6 +189,29 @@ def test_regressor_with_string_targets():
             )
 
 
+@pytest.mark.parametrize("solver,early_stopping", [("adam", False), ("sgd", False),
+                                                   ("lbfgs", False), ("adam", True),
+                                                   ("sgd", True)])
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_weights_summing_to_zero_raise_as_scikit_learn(kind, solver, early_stopping):
+    """A minibatch whose sample weights sum to zero (lbfgs: all the rows, weights of both
+    signs): scikit-learn's np.average raises ZeroDivisionError in the loss, mid-fit.
+    fastbp's kernels raise it at the same batch; they used to divide by zero, ending in
+    the non-finite-weights error or, under early stopping, a silent NaN loss curve."""
+    ours, theirs = PAIRS[kind]
+    X, y = data(kind)
+    if solver == "lbfgs":
+        sw = np.where(np.arange(N) % 2 == 0, 1.0, -1.0)
+    else:
+        sw = np.where(np.arange(N) % 5 == 0, 1.0, 0.0)
+    params = dict(PARAMS, solver=solver, batch_size=2, shuffle=False,
+                  early_stopping=early_stopping, validation_fraction=0.2)
+    assert_same_outcome(lambda: ours(**params).fit(X, y, sample_weight=sw),
+                        lambda: theirs(**params).fit(X, y, sample_weight=sw))
+    assert isinstance(outcome(lambda: ours(**params).fit(X, y, sample_weight=sw))[1],
+                      ZeroDivisionError)
+
+
 SPARSE_CASES = [
     ("csr-nan", lambda X: scipy.sparse.csr_matrix(with_value(X, (3, 1), np.nan))),
     ("csc-inf", lambda X: scipy.sparse.csc_matrix(with_value(X, (3, 1), np.inf))),

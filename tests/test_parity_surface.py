@@ -164,6 +164,22 @@ def test_warm_start_refit_after_early_stopping(refit_finds_a_new_best):
     assert_same_model_es(a, b, X)
 
 
+def test_poisson_loss_where_exp_underflows():
+    """A Poisson output of exactly 0 (exp underflowed) where y = 0: scikit-learn's
+    ``xlogy(0, 0 / 0)`` makes the loss NaN (y > 0 there gives inf); so fastbp's."""
+    X, y = np.array([[0.0], [1.0]]), np.array([0.0, 2.0])
+    a, b = (E(loss="poisson", hidden_layer_sizes=(), solver="sgd", random_state=0)
+            for E in (fastbp.MLPRegressor, sk.MLPRegressor))
+    for est in (a, b):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.partial_fit(X, y)
+            est.intercepts_[0][:] = -800.0
+            est.partial_fit(X, y)
+    assert np.isnan(b.loss_curve_[-1])
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)  # (NaNs compare equal)
+
+
 def test_warm_start_refuses_new_classes():
     X, y = make_task("multiclass")
     clf = fastbp.MLPClassifier(warm_start=True, max_iter=2, random_state=0)

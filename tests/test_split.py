@@ -317,6 +317,21 @@ def test_a_failing_thread_stops_both_and_raises(monkeypatch):
     assert _split._blas_threads() == threads_before
 
 
+def test_weights_summing_to_zero_raise_on_two_threads(monkeypatch):
+    """Both threads compute the head, so both raise scikit-learn's ZeroDivisionError at a
+    minibatch whose weights sum to zero: fit raises it, and no helper is left behind."""
+    monkeypatch.setattr(_split, "MODE", "always")
+    X = np.random.default_rng(0).standard_normal((64, 20))
+    sw = np.ones(64)
+    sw[32:48] = 0.0  # the third minibatch of 16
+    for solver in ("sgd", "adam"):
+        est = fastbp.MLPRegressor(hidden_layer_sizes=(16, 16), solver=solver, batch_size=16,
+                                  shuffle=False, max_iter=3, random_state=0)
+        with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):
+            est.fit(X, X.sum(axis=1), sample_weight=sw)
+        assert not helper_threads()
+
+
 def test_keyboard_interrupt_joins_the_helper(monkeypatch):
     """Ctrl-C during a two-thread call: scikit-learn's warning, the helper joined before
     fit returns, the model back in its own layout (it predicts as the weights say)."""
