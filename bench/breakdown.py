@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from fastbp import _kernels as K
+from fastbp import _config
 from fastbp._config import JIT
 
 KINDS = ("gather", "activations", "loss head", "backward", "penalty", "update")
@@ -46,6 +47,10 @@ def _gather(X, Y, sw, perm, xbuf, ybuf, swbuf, batch_size):
     n = X.shape[0]
     for start in range(0, n, batch_size):
         K.gather_batch(X, Y, sw, perm, start, min(start + batch_size, n), xbuf, ybuf, swbuf)
+
+
+# These inline fastbp's kernels: bench's Numba cache is keyed on fastbp's sources too.
+_config.drop_stale_cache(_gather, _config.sources())
 
 
 @njit(**JIT)

@@ -5,7 +5,10 @@ scikit-learn 1.9's estimators of the same names. Layers: ``_kernels`` (Numba, th
 ``_layout`` (the flat parameter buffer), ``_mlp`` (the estimators).
 """
 
+from . import _config, _kernels
 from ._mlp import MLPClassifier, MLPRegressor
+
+_config.drop_stale_cache(_kernels.train_epoch, _config.sources())
 
 __version__ = "0.1.0"
 

@@ -11,9 +11,20 @@
   to 1 for one run of the kernel tests.
 
 Set ``FASTBP_DISABLE_CACHE=1`` to compile in memory only (read-only installs).
+
+Numba (0.68) keys a cached function on its own file's content only, while the machine
+code it caches includes the kernels it calls from other files: ``_split.split_epoch``
+inlines ``_kernels`` code, ``_kernels`` inlines ``_vmath``. An edit of ``_kernels.py``
+alone, or an upgrade that leaves ``__pycache__`` behind, would keep the old code running.
+``drop_stale_cache`` (called by ``fastbp/__init__.py``) keys the whole cache on every
+fastbp source instead.
 """
 
+import glob
+import hashlib
 import os
+
+import numba
 
 FASTMATH_FLAGS = frozenset({"nsz"})  # no signed zeros: never changes a finite value
 
@@ -23,3 +34,57 @@ JIT = dict(
     fastmath=set(FASTMATH_FLAGS),
     error_model="numpy",
 )
+
+
+STAMP = "fastbp-sources.sha256"
+
+
+def sources():
+    """fastbp's files that hold compiled code or its options (those that import numba):
+    any of them may be inlined into a kernel cached under another's name."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = []
+    for path in sorted(glob.glob(os.path.join(here, "*.py"))):
+        with open(path, encoding="utf-8") as f:
+            if "numba" in f.read():
+                found.append(path)
+    return found
+
+
+def drop_stale_cache(dispatcher, paths):
+    """Delete the Numba cache files (``*.nbi``, ``*.nbc``) in ``dispatcher``'s cache
+    directory unless that directory's stamp equals the hash of ``paths`` (and Numba's
+    version); then write the stamp. Nothing happens where caching is off or the directory
+    cannot be written (Numba then does not cache there either). Returns True if the
+    stamp was written. Numba treats a cache file deleted under another process as a
+    cache miss."""
+    cache_dir = getattr(getattr(dispatcher, "_cache", None), "_cache_path", None)
+    if cache_dir is None:
+        return False
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in paths:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    digest = digest.hexdigest()
+    stamp = os.path.join(cache_dir, STAMP)
+    try:
+        with open(stamp) as f:
+            if f.read().strip() == digest:
+                return False
+    except OSError:
+        pass
+    try:
+        os.makedirs(cache_dir, exist_ok=True)  # (stamped before Numba writes into it)
+        for name in os.listdir(cache_dir):
+            if name.endswith((".nbi", ".nbc")):
+                try:
+                    os.remove(os.path.join(cache_dir, name))
+                except FileNotFoundError:  # (another process got there first)
+                    pass
+        tmp = "%s.%d" % (stamp, os.getpid())
+        with open(tmp, "w") as f:
+            f.write(digest)
+        os.replace(tmp, stamp)
+    except OSError:
+        return False
+    return True

@@ -33,10 +33,6 @@ layer's forward, before each δ below the top hidden layer, and before the updat
 minibatch's rows of X (into a buffer both read; two of them, alternating) and all its
 rows of Y and sw (its own), 2L - 1 in all.
 
-Numba caches a kernel under its own file's timestamp only: after editing
-``_kernels.py``, ``_blas.py`` or ``_vmath.py``, ``touch`` this file too, or its cached
-kernels keep the old code they inlined (a fresh clone, as CI's, is not affected).
-
 ``plan`` decides, per fit, whether to use it; ``SplitTrainer`` runs it. Where it pays,
 measured: README "Two threads", and the constants below.
 """

@@ -28,9 +28,8 @@ Method (after Cephes and the usual SIMD libraries):
   (1 − t)/(1 + t) with t = exp(−2|x|) <= 0.29 (no cancellation), sign copied from x.
 - logistic(x) = 1 / (1 + exp(−x)), scipy.special.expit's formula.
 
-Editing this file? Numba's cache of ``_kernels.py`` is keyed on that file's time stamp
-only, so kernels cached before the edit keep the old code: touch ``_kernels.py`` (or
-delete ``fastbp/__pycache__/*.nb*``) after changing anything here or in ``_config.py``.
+(Numba's cache of the kernels that inline these is dropped when any fastbp source
+changes: ``_config.drop_stale_cache``.)
 """
 
 import math
