@@ -38,6 +38,7 @@ measured: README "Two threads", and the constants below.
 """
 
 import os
+import signal
 import threading
 from contextlib import contextmanager
 
@@ -138,6 +139,8 @@ def plan(X, layout, batch_size):
             return None
         if min(_cpu_count(), _blas_threads()) != 2:
             return None
+    if not _blas_is_ours_to_limit():
+        return None
     return np.array([column_cut(u) for u in hidden] + [0], dtype=np.int64)
 
 
@@ -151,8 +154,8 @@ def _cpu_count():
 _BLAS = None
 
 
-def _blas_controllers():
-    """threadpoolctl's controllers of the BLAS that Numba's products call: SciPy's
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS that Numba's products call: SciPy's
     (``scipy.linalg.cython_blas``). A wheel install bundles it under ``scipy.libs``
     beside NumPy's own copy; elsewhere (conda, system BLAS) all BLAS libraries."""
     global _BLAS
@@ -160,12 +163,16 @@ def _blas_controllers():
         import scipy.linalg.cython_blas  # noqa: F401  (loaded, so threadpoolctl sees it)
         from threadpoolctl import ThreadpoolController
 
-        libs = ThreadpoolController().select(user_api="blas").lib_controllers
-        scipys = [lc for lc in libs
+        blas = ThreadpoolController().select(user_api="blas")
+        scipys = [lc.filepath for lc in blas.lib_controllers
                   if any("scipy" in part.lower()
                          for part in os.path.dirname(lc.filepath).split(os.sep))]
-        _BLAS = scipys or libs
+        _BLAS = blas.select(filepath=scipys) if scipys else blas
     return _BLAS
+
+
+def _blas_controllers():
+    return _blas_controller().lib_controllers
 
 
 def _blas_threads():
@@ -173,19 +180,29 @@ def _blas_threads():
     return min(lc.num_threads for lc in libs) if libs else 1
 
 
-@contextmanager
 def _one_blas_thread():
-    """SciPy's BLAS on one thread for the duration (process-wide: BLAS has no per-thread
-    setting; other threads' SciPy products run on one thread meanwhile)."""
+    """SciPy's BLAS on one thread for the duration of the ``with`` (process-wide: other
+    threads' SciPy products run on one thread meanwhile). threadpoolctl's limiter: since
+    threadpoolctl 3.8 one Python thread at a time controls OpenBLAS's pool, and the
+    limiter gives the control back at its end (setting the count directly kept it for
+    the life of the process: every other thread's ``threadpool_limits`` then did
+    nothing)."""
+    return _blas_controller().limit(limits=1)
+
+
+def _blas_is_ours_to_limit():
+    """Whether this thread can hold SciPy's BLAS at one thread for both of a split fit's
+    threads: an OpenBLAS on its own (pthreads) pool, whose count is process-wide (an
+    OpenMP or MKL count is per thread, so the helper's products would still use many),
+    and not controlled by another thread (threadpoolctl >= 3.8 ignores the setting then;
+    both threads' products would run on two, 80x slower on 2 cores). Tried, then undone."""
     libs = _blas_controllers()
-    before = [lc.num_threads for lc in libs]
-    for lc in libs:
-        lc.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lc, n in zip(libs, before):
-            lc.set_num_threads(n)
+    if not libs or any(lc.internal_api != "openblas"
+                       or getattr(lc, "threading_layer", "pthreads") != "pthreads"
+                       for lc in libs):
+        return False
+    with _one_blas_thread():
+        return _blas_threads() == 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -470,20 +487,21 @@ class SplitTrainer:
     and back at its end, once a fit (once an epoch cost mnist-logistic 0.8 % of its
     time); ``publish`` copies the parameters back without ending it. SciPy's BLAS runs on
     one thread inside a session.
-    The helper thread lives from the first call to ``close``, asleep between calls: a
-    thread started for each call cost 10 % of mnist-logistic's epoch (4 calls an epoch;
-    a new thread starts on its parent's core and waits there to be moved).
-    A failure in either thread stops both and is raised; a KeyboardInterrupt waits for
-    the helper to end its call (at most one kernel call, about 0.1 s), so that no thread
-    writes to the model after a call returns."""
+    The helper thread lives from the first call to the session's end (or ``close``),
+    asleep between calls: a thread started for each call cost 10 % of mnist-logistic's
+    epoch (4 calls an epoch; a new thread starts on its parent's core and waits there to
+    be moved).
+    A failure in either thread stops both and is raised. Ctrl-C is raised as a
+    KeyboardInterrupt at the end of the call it came in (at most one kernel call, about
+    0.1 s), so that no thread writes to the model after a call returns, and a second
+    Ctrl-C does not cut the session's clean-up short (``_HeldCtrlC``)."""
 
     def __init__(self, layout, cuts, dtype, batch_size, n_features):
         self.cuts = cuts
         self.units, self.w_off = layout.units, layout.w_off
         self.ws_off = split_layout(layout, cuts)
-        # every buffer starts on a cache line: with widths and cuts multiples of 8, no
-        # line of a row is then written by both threads
-        self.bufs = [aligned_empty(layout.size, dtype) for _ in range(3)]
+        # every buffer starts on a cache line (aligned_empty): with widths and cuts
+        # multiples of 8, no line of a row is then written by both threads
         n_out = int(layout.units[-1])
         self.heads = aligned_empty((2, 2, batch_size, n_out), dtype)
         self.gather = (aligned_empty((2, batch_size, n_features), dtype),
@@ -495,24 +513,32 @@ class SplitTrainer:
         self._go = threading.Semaphore(0)
         self._done = threading.Semaphore(0)
         self._errors = []
+        self._ctrl_c = _HeldCtrlC()  # (replaced by each session's)
 
     @contextmanager
     def session(self, params, state1, state2):
         """The parameters and the optimizer's state in the split layout from entry to exit,
-        where they are copied back (also on an exception). Calls go in between."""
+        where they are copied back (also on an exception) and the helper thread is
+        stopped. Calls go in between. Ctrl-C is held for the session (``_HeldCtrlC``)."""
         # (SGD's state2 is empty: it stays as it is)
-        pairs = [(a, b) for a, b in zip((params, state1, state2), self.bufs) if a.size]
-        for src, dst in pairs:
-            relayout(dst, src, self.units, self.w_off, self.ws_off, self.cuts, True)
-        self._state = [dst for _, dst in pairs] + [state2] * (3 - len(pairs))
-        self._params = params
-        try:
-            with _one_blas_thread():
-                yield
-        finally:
-            self._state = self._params = None
-            for dst, src in pairs:
-                relayout(dst, src, self.units, self.w_off, self.ws_off, self.cuts, False)
+        pairs = [(a, aligned_empty(a.size, a.dtype)) for a in (params, state1, state2)
+                 if a.size]
+        with _HeldCtrlC() as self._ctrl_c:
+            for ours, split in pairs:
+                relayout(split, ours, self.units, self.w_off, self.ws_off, self.cuts, True)
+            self._state = [split for _, split in pairs] + [state2] * (3 - len(pairs))
+            self._params = params
+            try:
+                with _one_blas_thread():
+                    yield
+            finally:
+                self.close()
+                self._state = self._params = None
+                for ours, split in pairs:
+                    relayout(ours, split, self.units, self.w_off, self.ws_off, self.cuts,
+                             False)
+        if self._ctrl_c.pressed:  # after the last call, or during the clean-up: now
+            raise KeyboardInterrupt
 
     def publish(self):
         """Copy the parameters back into the session's ``params`` (in ``_layout``'s order),
@@ -529,23 +555,23 @@ class SplitTrainer:
         job = (sync, shared, self.cuts, self.ws_off, self.heads, params, grads, state1,
                state2, acts, deltas, *self.gather, *rest)
         if self._thread is None:
-            self._thread = threading.Thread(target=self._helper, name="fastbp-split",
-                                            daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._helper, name="fastbp-split", daemon=True)
+            thread.start()
+            self._thread = thread  # (started: close joins it)
         self._job = job
-        started = False
+        self._go.release()
         try:
-            self._go.release()
-            started = True
             result = split_epoch(0, *job)
         except BaseException:
             sync[_ABORT] = 1  # the helper leaves at its next barrier
             raise
         finally:
-            if started:
-                _wait(self._done)
+            self._done.acquire()  # (Ctrl-C held: not cut short)
         if self._errors:
             raise self._errors.pop()
+        if self._ctrl_c.pressed:  # during this call: neither thread is writing now
+            self._ctrl_c.pressed = False
+            raise KeyboardInterrupt
         return result
 
     def _helper(self):
@@ -563,31 +589,38 @@ class SplitTrainer:
                 self._done.release()
 
     def close(self):
-        """Stop the helper thread (if it started)."""
-        if self._thread is not None:
+        """Stop the helper thread (if it started); the session's end does."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
             self._job = None
             self._go.release()
-            _join(self._thread)
-            self._thread = None
+            thread.join()
 
 
-def _join(thread):
-    """Join, even through Ctrl-C (then re-raised once the thread has stopped)."""
-    _through_ctrl_c(lambda: thread.join() or not thread.is_alive())
+class _HeldCtrlC:
+    """Ctrl-C (SIGINT) noted, not raised, while a session lasts: ``SplitTrainer`` raises
+    the KeyboardInterrupt itself at the end of the kernel call it came in (when neither
+    thread writes the model), or at the session's end. Raised by Python's own handler, it
+    could cut short what must finish: the wait for the helper, the copy back of the model
+    and optimizer state, the return of BLAS's thread count, the helper's stop. A second
+    Ctrl-C used to do that (torn Adam moments, BLAS left on one thread, a helper left
+    blocked). Only where Python's handler is in place, in the main thread (a split fit
+    runs there); elsewhere nothing changes."""
 
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
 
-def _wait(semaphore):
-    """Acquire, even through Ctrl-C (then re-raised once acquired)."""
-    _through_ctrl_c(semaphore.acquire)
+    def _note(self, signum, frame):
+        self.pressed = True
 
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._note)
+        return self
 
-def _through_ctrl_c(done):
-    interrupted = False
-    while True:
-        try:
-            if done():
-                break
-        except KeyboardInterrupt:
-            interrupted = True
-    if interrupted:
-        raise KeyboardInterrupt
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False

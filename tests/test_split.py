@@ -5,6 +5,7 @@ runs, its building blocks, and how it fails.
 leave these small, fast test nets on one thread); "never" forces it off.
 """
 
+import signal
 import threading
 import time
 import warnings
@@ -213,6 +214,49 @@ def test_plan_follows_its_rules(monkeypatch):
     assert _split.plan(scipy.sparse.csr_matrix(X), layout, batch) is None
 
 
+def test_blas_control_is_given_back_and_respected(monkeypatch):
+    """threadpoolctl (3.8) lets one Python thread at a time set OpenBLAS's thread count.
+    A split fit takes that control for its session only: afterwards another thread's
+    ``threadpool_limits`` works. While another thread holds it, ``plan`` says no: the
+    session could not hold BLAS at one thread, and both threads' products would run on
+    two (80x slower on 2 cores)."""
+    monkeypatch.setattr(_split, "MODE", "always")
+    X = np.random.default_rng(0).standard_normal((300, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fastbp.MLPClassifier((24,), batch_size=30, max_iter=2).fit(X, X[:, 0] > 0)
+    seen = []
+
+    def limited():
+        with threadpool_limits(1, user_api="blas"):
+            seen.append(_split._blas_threads())
+
+    worker = threading.Thread(target=limited)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+
+    X, layout, batch = qualifying_fit_inputs()
+    inside, done = threading.Event(), threading.Event()
+
+    def holder():
+        with threadpool_limits(2, user_api="blas"):
+            inside.set()
+            done.wait()
+
+    worker = threading.Thread(target=holder)
+    worker.start()
+    inside.wait()
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            ignored = _split._blas_threads() != 1  # (threadpoolctl >= 3.8)
+        assert (_split.plan(X, layout, batch) is None) == ignored
+    finally:
+        done.set()
+        worker.join()
+    assert _split.plan(X, layout, batch) is not None
+
+
 @pytest.mark.parametrize("width,cut", [(2, 1), (7, 3), (16, 8), (100, 48), (128, 64),
                                        (1000, 496), (1024, 512)])
 def test_column_cut(width, cut):
@@ -361,6 +405,56 @@ def test_keyboard_interrupt_joins_the_helper(monkeypatch):
     ref.activation, ref.classes_ = "relu", clf.classes_
     ref._label_binarizer = clf._label_binarizer
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-12)
+
+
+def _interrupted_fit(monkeypatch, signals):
+    """A two-thread Adam fit stopped during its third kernel call: by a raised
+    KeyboardInterrupt after the call (``signals=False``), or by a real Ctrl-C in the
+    call and a second one while the session copies the model back (``signals=True``)."""
+    real_epoch, real_relayout = _split.split_epoch, _split.relayout
+    calls = []
+
+    def epoch(tid, *args):
+        if tid == 0:
+            calls.append(1)
+            if signals and len(calls) == 3:
+                signal.raise_signal(signal.SIGINT)
+        out = real_epoch(tid, *args)
+        if tid == 0 and not signals and len(calls) == 3:
+            raise KeyboardInterrupt
+        return out
+
+    def relayout(dst, src, *args):
+        if signals and args[-1] is False and len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # the second Ctrl-C, in the clean-up
+        return real_relayout(dst, src, *args)
+
+    monkeypatch.setattr(_split, "split_epoch", epoch)
+    monkeypatch.setattr(_split, "relayout", relayout)
+    monkeypatch.setattr(_split, "MODE", "always")
+    X = np.random.default_rng(0).standard_normal((300, 10))
+    clf = fastbp.MLPClassifier((24,), batch_size=30, max_iter=50, random_state=0)
+    with pytest.warns(UserWarning, match="Training interrupted by user."):
+        clf.fit(X, X[:, 0] > 0)
+    return clf
+
+
+def test_a_second_ctrl_c_does_not_cut_the_clean_up(monkeypatch):
+    """Two Ctrl-C: one during a call, one while the session copies the model and Adam's
+    moments back. The first stops the fit at the end of its call, as Python's own
+    KeyboardInterrupt would; the second is held until the clean-up is done: the same
+    model and optimizer state, no helper left, BLAS's thread count and Python's SIGINT
+    handler given back."""
+    threads_before = _split._blas_threads()
+    a = _interrupted_fit(monkeypatch, signals=False)
+    b = _interrupted_fit(monkeypatch, signals=True)
+    assert a.n_iter_ == b.n_iter_ == 2
+    np.testing.assert_array_equal(a._flat, b._flat)
+    np.testing.assert_array_equal(a._optimizer.state1, b._optimizer.state1)
+    np.testing.assert_array_equal(a._optimizer.state2, b._optimizer.state2)
+    assert not helper_threads()
+    assert _split._blas_threads() == threads_before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_split_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch):
