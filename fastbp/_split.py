@@ -537,8 +537,7 @@ class SplitTrainer:
                 for ours, split in pairs:
                     relayout(ours, split, self.units, self.w_off, self.ws_off, self.cuts,
                              False)
-        if self._ctrl_c.pressed:  # after the last call, or during the clean-up: now
-            raise KeyboardInterrupt
+        self._ctrl_c.deliver()  # (one after the last call, or during the clean-up)
 
     def publish(self):
         """Copy the parameters back into the session's ``params`` (in ``_layout``'s order),
@@ -569,9 +568,7 @@ class SplitTrainer:
             self._done.acquire()  # (Ctrl-C held: not cut short)
         if self._errors:
             raise self._errors.pop()
-        if self._ctrl_c.pressed:  # during this call: neither thread is writing now
-            self._ctrl_c.pressed = False
-            raise KeyboardInterrupt
+        self._ctrl_c.deliver()  # (during this call: neither thread is writing now)
         return result
 
     def _helper(self):
@@ -598,29 +595,35 @@ class SplitTrainer:
 
 
 class _HeldCtrlC:
-    """Ctrl-C (SIGINT) noted, not raised, while a session lasts: ``SplitTrainer`` raises
-    the KeyboardInterrupt itself at the end of the kernel call it came in (when neither
-    thread writes the model), or at the session's end. Raised by Python's own handler, it
+    """Ctrl-C (SIGINT) noted, not acted on, while a session lasts: ``SplitTrainer`` runs
+    the handler (Python's raises KeyboardInterrupt) at the end of the kernel call it came
+    in, when neither thread writes the model, or at the session's end. Run at once, it
     could cut short what must finish: the wait for the helper, the copy back of the model
-    and optimizer state, the return of BLAS's thread count, the helper's stop. A second
-    Ctrl-C used to do that (torn Adam moments, BLAS left on one thread, a helper left
-    blocked). Only where Python's handler is in place, in the main thread (a split fit
-    runs there); elsewhere nothing changes."""
+    and optimizer state, the return of BLAS's thread count, the helper's stop; a second
+    Ctrl-C used to (torn Adam moments, BLAS left on one thread, a helper left blocked).
+    For a handler set from Python, in the main thread (where a split fit runs)."""
 
     def __init__(self):
         self.pressed = False
-        self._previous = None
+        self._handler = None
 
     def _note(self, signum, frame):
         self.pressed = True
 
+    def deliver(self):
+        """Run the handler for a Ctrl-C noted so far."""
+        if self.pressed:
+            self.pressed = False
+            self._handler(signal.SIGINT, None)
+
     def __enter__(self):
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._note)
+        handler = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread() and callable(handler):
+            self._handler = handler
+            signal.signal(signal.SIGINT, self._note)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        if self._handler is not None:
+            signal.signal(signal.SIGINT, self._handler)
         return False

@@ -457,6 +457,38 @@ def test_a_second_ctrl_c_does_not_cut_the_clean_up(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_reaches_a_handler_of_ones_own(monkeypatch):
+    """Where the program set its own SIGINT handler, a Ctrl-C during a two-thread call
+    runs that handler once, after the call, and the fit goes on as the handler says
+    (this one only counts); the handler is in place again after the fit."""
+    real = _split.split_epoch
+    calls, handled = [], []
+
+    def epoch(tid, *args):
+        if tid == 0:
+            calls.append(1)
+            if len(calls) == 2:
+                signal.raise_signal(signal.SIGINT)
+        return real(tid, *args)
+
+    def handler(signum, frame):
+        handled.append(len(calls))
+
+    monkeypatch.setattr(_split, "split_epoch", epoch)
+    monkeypatch.setattr(_split, "MODE", "always")
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        X = np.random.default_rng(0).standard_normal((300, 10))
+        clf = fastbp.MLPClassifier((24,), batch_size=30, max_iter=4, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.fit(X, X[:, 0] > 0)
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handled == [2] and clf.n_iter_ == 4
+
+
 def test_split_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch):
     """As test_memory's test for train_epoch: Numba runtime allocations per two-thread
     call must not grow with its minibatches (1 to 100 here), and are all freed."""
