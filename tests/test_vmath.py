@@ -9,7 +9,7 @@ from fastbp import _vmath as vm
 from fastbp._config import JIT
 
 
-# not cached: Numba's cache key is this file's time stamp, blind to edits of _vmath.py
+# not cached: Numba's cache key is this file's content, blind to edits of _vmath.py
 @njit(**dict(JIT, cache=False))
 def _apply(out, x, which):
     for i in range(x.size):
