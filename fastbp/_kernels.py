@@ -619,7 +619,7 @@ def adam_update(params, m, v, grads, lo, mid, hi, alpha, scale, lr_t, beta1, bet
     c2 = dt(1.0 - beta2)
     step = dt(-lr_t)
     eps = dt(epsilon)
-    p, mm, vv, g = params[lo:mid], m[lo:mid], v[lo:mid], grads[lo:mid]  # (see sgd_range)
+    p, mm, vv, g = params[lo:mid], m[lo:mid], v[lo:mid], grads[lo:mid]  # (see sgd_update)
     for i in range(p.size):
         _adam_element(p, mm, vv, i, _weight_gradient(g[i], p[i], a, inv_s),
                       b1, c1, b2, c2, step, eps)

@@ -321,8 +321,7 @@ class _BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
             W[...] = self._random_state.uniform(-bound, bound, W.shape)
             b[...] = self._random_state.uniform(-bound, bound, b.shape[0])
-        self._best_flat = self._flat.copy()
-        self._best_is_live = False  # (see the end of _fit_stochastic)
+        self._best_flat = self._flat.copy()  # (None: the live weights; _fit_stochastic)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -605,10 +604,10 @@ class _BaseMLP(BaseEstimator):
             # Restore the best weights (views stay valid). scikit-learn restores by
             # aliasing (coefs_ = _best_coefs): its best weights are then the live ones,
             # updated in place by a warm-start refit until that refit finds a new best.
-            # A refit that never does keeps its last weights; so here.
-            if not self._best_is_live:
+            # A refit that never does keeps its last weights; so here (None: live).
+            if self._best_flat is not None:
                 flat[:] = self._best_flat
-            self._best_is_live = True
+            self._best_flat = None
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
         if early_stopping:
@@ -624,7 +623,6 @@ class _BaseMLP(BaseEstimator):
             if last_valid_score > self.best_validation_score_:
                 self.best_validation_score_ = last_valid_score
                 self._best_flat = self._flat.copy()
-                self._best_is_live = False
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1

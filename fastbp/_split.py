@@ -491,10 +491,10 @@ class SplitTrainer:
     asleep between calls: a thread started for each call cost 10 % of mnist-logistic's
     epoch (4 calls an epoch; a new thread starts on its parent's core and waits there to
     be moved).
-    A failure in either thread stops both and is raised. Ctrl-C is raised as a
-    KeyboardInterrupt at the end of the call it came in (at most one kernel call, about
-    0.1 s), so that no thread writes to the model after a call returns, and a second
-    Ctrl-C does not cut the session's clean-up short (``_HeldCtrlC``)."""
+    A failure in either thread stops both and is raised. A Ctrl-C's handler (Python's
+    raises KeyboardInterrupt) runs at the end of the call it came in (at most one kernel
+    call, about 0.1 s), so that no thread writes to the model after a call returns, and a
+    second Ctrl-C does not cut the session's clean-up short (``_HeldCtrlC``)."""
 
     def __init__(self, layout, cuts, dtype, batch_size, n_features):
         self.cuts = cuts
@@ -513,7 +513,6 @@ class SplitTrainer:
         self._go = threading.Semaphore(0)
         self._done = threading.Semaphore(0)
         self._errors = []
-        self._ctrl_c = _HeldCtrlC()  # (replaced by each session's)
 
     @contextmanager
     def session(self, params, state1, state2):
