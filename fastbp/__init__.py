@@ -1,8 +1,17 @@
 """fastbp: multilayer perceptrons trained by Numba kernels, behind scikit-learn's API.
 
 ``fastbp.MLPClassifier`` and ``fastbp.MLPRegressor`` are drop-in replacements for
-scikit-learn 1.9's estimators of the same names. Layers: ``_kernels`` (Numba, the math),
-``_layout`` (the flat parameter buffer), ``_mlp`` (the estimators).
+scikit-learn 1.9's estimators of the same names. Layers, top down:
+
+- ``_mlp``: the estimators (scikit-learn's contract: validation, initialisation,
+  attributes, predict);
+- ``_loop``: the stochastic solvers' epoch loop, kernel-call sizing, stopping rules;
+- ``_threads``: whether a fit runs on one thread or two, and the two-thread driver;
+- ``_kernels``: the layers' forward and backward operations and the kernels' entry
+  points, over ``_activations``, ``_losses`` and ``_optim`` (one registry each),
+  ``_blas`` (products on views), ``_sync`` (barriers) and ``_vmath`` (exp, tanh);
+- ``_layout``: the flat parameter buffer and the kernels' argument groups;
+- ``_config``: Numba's options and the cache.
 """
 
 from . import _config, _kernels

@@ -3,11 +3,17 @@ rows are contiguous but whose row stride may be wider than their width, such as 
 of columns ``W[:, lo:hi]`` of a C-ordered matrix.
 
 Numba's ``np.dot`` copies such views first (and cannot accumulate, ``beta``); the
-two-thread epoch (``_split.py``) multiplies column blocks of the weights and activations
+two-thread epoch (``_threads.py``) multiplies column blocks of the weights and activations
 in place every minibatch. This calls the same BLAS routine ``np.dot`` does (SciPy's
 ``dgemm``/``sgemm``, through Numba's helper ``numba_xxgemm``), passing each view's row
 stride as its leading dimension. BLAS is column-major, so the row-major product
 C = op(A) op(B) is computed as Cᵀ = op(B)ᵀ op(A)ᵀ.
+
+Where C or one operand is a vector (a single row or column) and beta is 0, ``gemm`` calls
+what Numba's (and NumPy's) ``np.dot`` calls there: ``gemv``, or ``dot`` for a 1x1
+result, not ``gemm``. BLAS's results differ between them in the last bits, and this
+keeps the kernels' products the ones ``np.dot`` computes on whole arrays (scikit-learn's
+``@``), whatever the view.
 
 ``gemm`` checks the shapes and strides it is given (a wrong leading dimension would make
 BLAS read or write out of bounds) and raises ``ValueError`` on a mismatch.
@@ -64,6 +70,60 @@ def _xxgemm(typingctx, C, A, B, trans_a, trans_b, m, n, k, lda, ldb, ldc, beta):
     return sig, codegen
 
 
+@intrinsic
+def _xxgemv(typingctx, y, a, x, trans, m, n, lda):
+    """Column-major ``y = op(M) x`` for the (m, n) matrix M at ``a`` (leading dimension
+    lda; op: transposed when ``trans``), x and y contiguous: Numba's ``numba_xxgemv``."""
+    if not (y.dtype == a.dtype == x.dtype and y.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        y_, a_, x_, tr, m_, n_, lda_ = args
+        fnty = ir.FunctionType(ir.IntType(32), [
+            _char, _char, _intp, _intp, _void_p, _void_p, _intp, _void_p, _void_p, _void_p])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemv")
+        dt = sig.args[0].dtype
+        alpha = cgutils.alloca_once_value(builder, context.get_constant(dt, 1.0))
+        beta = cgutils.alloca_once_value(builder, context.get_constant(dt, 0.0))
+        kind = ir.Constant(_char, ord("d" if dt == types.float64 else "s"))
+        yes = builder.icmp_signed("!=", tr, ir.Constant(tr.type, 0))
+        op = builder.select(yes, ir.Constant(_char, ord("t")), ir.Constant(_char, ord("n")))
+
+        def data(i):
+            ary = context.make_array(sig.args[i])(context, builder, args[i])
+            return builder.bitcast(ary.data, _void_p)
+
+        builder.call(fn, [kind, op, m_, n_, builder.bitcast(alpha, _void_p), data(1), lda_,
+                          data(2), builder.bitcast(beta, _void_p), data(0)])
+        return context.get_dummy_value()
+
+    sig = types.void(y, a, x, types.int64, types.int64, types.int64, types.int64)
+    return sig, codegen
+
+
+@intrinsic
+def _xxdot(typingctx, out, a, b, n):
+    """``out[0, 0] = Σ a b`` over n contiguous elements: Numba's ``numba_xxdot``."""
+    if not (out.dtype == a.dtype == b.dtype and out.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(ir.IntType(32), [_char, _char, _intp, _void_p, _void_p,
+                                                _void_p])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxdot")
+        dt = sig.args[0].dtype
+        kind = ir.Constant(_char, ord("d" if dt == types.float64 else "s"))
+
+        def data(i):
+            ary = context.make_array(sig.args[i])(context, builder, args[i])
+            return builder.bitcast(ary.data, _void_p)
+
+        builder.call(fn, [kind, ir.Constant(_char, 0), args[3], data(1), data(2), data(0)])
+        return context.get_dummy_value()
+
+    return types.void(out, a, b, types.int64), codegen
+
+
 @njit(**JIT)
 def _leading_dim(X):
     """Row stride of a 2-D view in elements; its rows must be contiguous."""
@@ -89,5 +149,25 @@ def gemm(C, A, B, trans_a, trans_b, beta):
             for j in range(n):
                 C[i, j] = C[i, j] * beta if beta != 0.0 else 0.0
         return
-    _xxgemm(C, A, B, 1 if trans_a else 0, 1 if trans_b else 0, m, n, ak,
-            _leading_dim(A), _leading_dim(B), _leading_dim(C), float(beta))
+    lda, ldb, ldc = _leading_dim(A), _leading_dim(B), _leading_dim(C)
+    if beta == 0.0 and (m == 1 or n == 1):
+        # a vector (row-major views): as np.dot, whose choices these mirror
+        a_vec = m == 1 and (not trans_a or lda == 1)  # A's k elements contiguous
+        b_vec = n == 1 and (trans_b or ldb == 1)  # B's k elements contiguous
+        if m == 1 and n == 1 and a_vec and b_vec:
+            _xxdot(C, A, B, ak)
+            return
+        if n == 1 and m > 1 and b_vec and ldc == 1:  # C = op(A) b
+            if trans_a:
+                _xxgemv(C, A, B, 0, m, ak, lda)
+            else:
+                _xxgemv(C, A, B, 1, ak, m, lda)
+            return
+        if m == 1 and n > 1 and a_vec:  # Cᵀ = op(B)ᵀ a
+            if trans_b:
+                _xxgemv(C, B, A, 1, ak, n, ldb)
+            else:
+                _xxgemv(C, B, A, 0, n, ak, ldb)
+            return
+    _xxgemm(C, A, B, 1 if trans_a else 0, 1 if trans_b else 0, m, n, ak, lda, ldb, ldc,
+            float(beta))

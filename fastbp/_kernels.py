@@ -1,4 +1,6 @@
-"""Numba kernels: forward/backward pairs, losses, optimizers and the fused epoch.
+"""Numba kernels: the layers' forward and backward operations, and the three entry
+points built from them: ``train_epoch`` (minibatches: forward, backward, update),
+``loss_grad`` (L-BFGS's loss and gradient) and ``predict_forward``.
 
 Nothing here validates input: the estimators in ``_mlp.py`` check every shape, dtype and
 index before calling a kernel (Numba does not check bounds).
@@ -11,65 +13,71 @@ H   width of a hidden layer             units[l]
 K   outputs (classes or targets)        units[L]
 L   number of weight layers             len(units) - 1
 P   parameters in the flat buffer       see ``_layout.py``
+T   threads running the epoch (1 or 2)  ``Team``
 
 Math (equation numbers are those of docs/backprop.md)
 -----------------------------------------------------
 (1)  Z_l = A_{l-1} W_l + b_l,   A_l = f_l(Z_l),   A_0 = X          dense_forward
-(2)  δ_L = diag(s) (A_L - Y)   (s = sample weights, or 1)         output_delta_and_loss
-(3)  δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(Z_{l-1})                            backprop + activation_backward
+(2)  δ_L = diag(s) (A_L - Y)   (s = sample weights, or 1)         _losses.output_delta_and_loss
+(3)  δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(Z_{l-1})                            backward_hidden
 (4)  ∂J/∂W_l = (A_{l-1}ᵀ δ_l + α W_l) / S,   ∂J/∂b_l = Σ_rows δ_l / S
-         the sums: dense_backward;  + α W, / S: finish_gradient (loss_grad, for L-BFGS),
-         or inside the update loop (train_epoch: one pass over the buffer, not two)
-(5)  SGD / Nesterov / Adam step on the flat buffer                 sgd_update, adam_update
+         the sums: backward_output, backward_hidden, backward_first; + α W, / S:
+         finish_gradient (loss_grad), or inside the update's loop (train_epoch)
+(5)  SGD / Nesterov / Adam step on the flat buffer                 _optim.update_range
 
 S is the number of rows (or the sum of their sample weights); the stored δ is S·∂J/∂Z,
 divided by S once, in (4). f'(Z) is computed from the stored outputs A = f(Z), so Z is
-never kept: logistic a(1-a), tanh 1-a², relu 1[a>0], identity 1.
+never kept (``_activations``).
+
+One copy of the math, on one thread or two
+------------------------------------------
+Every layer operation is written once, for thread ``tid``'s share of the layer
+(``Team``): the columns ``[lo, hi)`` of a hidden layer's units it owns (``own``), its
+block of that layer's weights, and the rows of the output layer's weights that multiply
+its units of the last hidden layer. On one thread the share is the whole layer and the
+barriers (``sync``) return at once; on two (``_threads``), each thread runs the same
+kernel with its own ``tid`` and they meet at the barriers. Per minibatch::
+
+    gather     my half of X's rows (all on one thread), all of Y's and sw's  | sync
+    forward    A_l[:, own] = f(A_{l-1} W_l[:, own] + b_l[own])   each hidden layer | sync
+    head       A_L = f_L(A_{L-1} W_L + b_L), δ_L and the loss: whole, on every thread
+    backward   ∂W_L[own, :] = A_{L-1}[:, own]ᵀ δ_L;  δ_{L-1}[:, own] = δ_L W_L[own]ᵀ ⊙ f'
+               each hidden layer l > 1: ∂W_l[:, own], ∂b_l[own] | sync |
+                   δ_{l-1}[:, own'] = Σ_blocks δ_l[:, blk] W_l[own', blk]ᵀ ⊙ f'
+               | sync | the first layer: ∂W_1[:, own] = Xᵀ δ_1[:, own], ∂b_1[own]
+    update     the parameters I own (eq. 5)
+
+Products are split by their outputs, so each is one BLAS call on a view (``_blas.gemm``);
+the only sums across threads, δ_{l-1} over W_l's two blocks and ‖W‖², are added in a
+fixed order: a run is bitwise reproducible.
 
 Input X is a dense (n, F) array or a CSR matrix passed as the tuple
 ``(data, indices, indptr, rows)``: rows ``rows`` of the matrix, in that order (a slice of
 the epoch's permutation for a minibatch, or ``arange(n)``). Only the first layer reads X,
-through ``batch_rows`` and the products ``dot_xw`` (X W) and ``dot_xtd`` (Xᵀ D), which
+through ``gather_rows`` and the products ``dot_xw`` (X W) and ``dot_xtd`` (Xᵀ D), which
 every layer uses; each has a dense and a CSR implementation, picked by Numba at compile
-time from X's type. Everything else is shared.
+time from X's type. A fit with sparse X runs on one thread (``_threads.plan``).
 
 Arithmetic mirrors scikit-learn 1.9's operation order (e.g. ``(g + αW) / S``, not
 ``g/S + αW/S``) so that float64 results agree with it to rounding; ``/ S`` itself is a
-multiplication by 1/S (``finish_gradient`` says why). Scalars arrive as
-float64 and are cast to the arrays' dtype (``dt(x)``) so float32 kernels compute in float32.
-"""
+multiplication by 1/S (``finish_gradient`` says why). Scalars arrive as float64 and are
+cast to the arrays' dtype so float32 kernels compute in float32.
 
-import math
+Recipes: a new activation, ``_activations``; a new loss, ``_losses``; a new optimizer,
+``_optim``. Each is one registry entry, its NumPy reference in ``tests/reference.py`` and
+a row in the parametrised tests; the kernels here dispatch on their codes (``Net``).
+"""
 
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from . import _vmath as vm
+from ._activations import activation_backward_cols, activation_forward_cols
+from ._blas import gemm
 from ._config import JIT
-
-# Activation codes (hidden layers use the first four; output layers all but relu/tanh).
-IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
-ACTIVATION_CODES = {
-    "identity": IDENTITY,
-    "logistic": LOGISTIC,
-    "tanh": TANH,
-    "relu": RELU,
-    "softmax": SOFTMAX,
-    "exp": EXP,
-}
-
-# Loss codes, each paired with its canonical output activation.
-SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON = 0, 1, 2, 3
-NO_LOSS = -1  # output_delta_and_loss: the residual and S only
-LOSS_CODES = {
-    "squared_error": SQUARED_ERROR,  # identity output
-    "log_loss": LOG_LOSS,  # softmax output
-    "binary_log_loss": BINARY_LOG_LOSS,  # logistic output
-    "poisson": POISSON,  # exp output
-}
-
-SGD, ADAM = 0, 1
+from ._losses import NO_LOSS, output_delta_and_loss
+from ._optim import step_size, update_range
+from ._sync import PENALTY, barrier
 
 
 @njit(**JIT)
@@ -78,129 +86,21 @@ def layer_view(buf, off, n, m):
     return buf[off : off + n * m].reshape((n, m))
 
 
-# ---------------------------------------------------------------------------------------
-# Activations: forward (bias add fused in) and backward (derivative from the output).
-# ---------------------------------------------------------------------------------------
+@njit(**JIT)
+def own(net, team, j, tid):
+    """Thread ``tid``'s units ``[lo, hi)`` of layer j (of ``units[j]``)."""
+    cut = team.cuts[j]
+    return (0, cut) if tid == 0 else (cut, net.units[j])
 
 
 @njit(**JIT)
-def activation_forward(Z, b, code):
-    """Eq. (1), second half: ``Z <- f(Z + b)`` in place (exp, tanh, logistic: ``_vmath``).
-
-    Z : (N, H) pre-activation without bias, overwritten with the activation.
-    b : (H,) bias.
-    code : activation code (IDENTITY ... EXP).
-    """
-    activation_forward_cols(Z, 0, Z.shape[1], b, code)
-
-
-@njit(**JIT)
-def activation_forward_cols(Z, lo, hi, b, code):
-    """``activation_forward`` on columns ``[lo, hi)`` of a C-ordered Z (b : (hi - lo,)):
-    all of them for ``dense_forward``, a thread's own for the two-thread epoch
-    (``_split.py``). Row by row, through views that start at column 0: loops
-    from 0 vectorise, while Numba's indexing ``Z[i, j]`` for j from a runtime ``lo`` (or
-    on a 2-D block view) keeps a negative-index check per element that stops it
-    (logistic 5x slower)."""
-    n = Z.shape[0]
-    dt = Z.dtype.type
-    zero = dt(0.0)
-    m = hi - lo
-    if code == IDENTITY:
-        for i in range(n):
-            z = Z[i, lo:hi]
-            for j in range(m):
-                z[j] += b[j]
-    elif code == LOGISTIC:
-        for i in range(n):
-            z = Z[i, lo:hi]
-            for j in range(m):
-                z[j] = vm.logistic(z[j] + b[j])
-    elif code == TANH:
-        for i in range(n):
-            z = Z[i, lo:hi]
-            for j in range(m):
-                z[j] = vm.tanh(z[j] + b[j])
-    elif code == RELU:
-        for i in range(n):
-            z = Z[i, lo:hi]
-            for j in range(m):
-                v = z[j] + b[j]
-                # `v < 0` keeps NaN as NaN (a diverging fit must not turn silent)
-                z[j] = zero if v < zero else v
-    elif code == EXP:
-        for i in range(n):
-            z = Z[i, lo:hi]
-            for j in range(m):
-                z[j] = vm.exp(z[j] + b[j])
-    elif code == SOFTMAX:  # exp(z - max z) / Σ exp(z - max z), row by row
-        for i in range(n):
-            z = Z[i, lo:hi]
-            for j in range(m):
-                z[j] += b[j]
-            zmax = z[0]
-            for j in range(1, m):
-                if z[j] > zmax:
-                    zmax = z[j]
-            for j in range(m):
-                z[j] -= zmax
-        if lo == 0 and hi == Z.shape[1]:
-            flat = Z.reshape(-1)  # rows are short (K classes): exp as one long SIMD loop
-            for k in range(flat.size):
-                flat[k] = vm.exp(flat[k])
-        else:
-            for i in range(n):
-                z = Z[i, lo:hi]
-                for j in range(m):
-                    z[j] = vm.exp(z[j])
-        for i in range(n):
-            z = Z[i, lo:hi]
-            s = zero
-            for j in range(m):
-                s += z[j]
-            for j in range(m):
-                z[j] /= s
-
-
-@njit(**JIT)
-def activation_backward(D, A, code):
-    """Eq. (3), second half: ``D <- D ⊙ f'(Z)``, with f' written in terms of A = f(Z).
-
-    D : (N, H) gradient with respect to A on entry, with respect to Z on exit.
-    A : (N, H) the layer's stored output.
-    """
-    activation_backward_cols(D, A, 0, D.shape[1], code)
-
-
-@njit(**JIT)
-def activation_backward_cols(D, A, lo, hi, code):
-    """``activation_backward`` on columns ``[lo, hi)`` of D and A (C-ordered, row views
-    as in ``activation_forward_cols``)."""
-    n = D.shape[0]
-    dt = D.dtype.type
-    zero = dt(0.0)
-    one = dt(1.0)
-    m = hi - lo
-    if code == LOGISTIC:  # f' = a (1 - a)
-        for i in range(n):
-            d = D[i, lo:hi]
-            a = A[i, lo:hi]
-            for j in range(m):
-                d[j] = (d[j] * a[j]) * (one - a[j])
-    elif code == TANH:  # f' = 1 - a²
-        for i in range(n):
-            d = D[i, lo:hi]
-            a = A[i, lo:hi]
-            for j in range(m):
-                d[j] *= one - a[j] * a[j]
-    elif code == RELU:  # f' = 1[a > 0]
-        for i in range(n):
-            d = D[i, lo:hi]
-            a = A[i, lo:hi]
-            for j in range(m):
-                if a[j] == zero:
-                    d[j] = zero
-    # IDENTITY: f' = 1, nothing to do
+def sync(team, tid, phase):
+    """The next barrier (``_sync.barrier``): returns its phase, or -1 if the other thread
+    failed (the caller then returns at once). On one thread there is nothing to wait for."""
+    phase += 1
+    if team.threads == 1:
+        return phase
+    return phase if barrier(team.sync, tid, phase) else -1
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,52 +126,54 @@ def _row_block_csr(X, r0, r1):
     return (X[0], X[1], X[2], X[3][r0:r1])
 
 
-def _batch_rows_dense(X, perm, start, stop, xbuf):
-    nb = stop - start
-    xb = xbuf[:nb]
-    for r in range(nb):
+def _gather_rows_dense(X, perm, start, stop, xbuf, r0, r1):
+    xb = xbuf[: stop - start]
+    for r in range(r0, r1):
         src = perm[start + r]
         for j in range(X.shape[1]):
             xb[r, j] = X[src, j]
     return xb
 
 
-def _batch_rows_csr(X, perm, start, stop, xbuf):
+def _gather_rows_csr(X, perm, start, stop, xbuf, r0, r1):
     return (X[0], X[1], X[2], perm[start:stop])
 
 
-def _dot_xw_dense(Z, X, W):
-    np.dot(X, W, Z)
+def _dot_xw_dense(A, lo, hi, X, W):
+    gemm(A[:, lo:hi], X, W, False, False, 0.0)
 
 
-def _dot_xw_csr(Z, X, W):
+def _dot_xw_csr(A, lo, hi, X, W):
     data, indices, indptr, rows = X
-    m = Z.shape[1]
-    Z[:] = 0
+    m = hi - lo
     for r in range(rows.shape[0]):
+        z = A[r, lo:hi]  # a view from column 0 (see _activations.activation_forward_cols)
+        for j in range(m):
+            z[j] = 0
         row = rows[r]
         for k in range(indptr[row], indptr[row + 1]):
             v = data[k]
-            c = indices[k]
+            w = W[indices[k]]
             for j in range(m):
-                Z[r, j] += v * W[c, j]
+                z[j] += v * w[j]
 
 
-def _dot_xtd_dense(dW, X, D):
-    np.dot(X.T, D, dW)
+def _dot_xtd_dense(dW, X, D, lo, hi):
+    gemm(dW, X, D[:, lo:hi], True, False, 0.0)
 
 
-def _dot_xtd_csr(dW, X, D):
+def _dot_xtd_csr(dW, X, D, lo, hi):
     data, indices, indptr, rows = X
-    m = dW.shape[1]
+    m = hi - lo
     dW[:] = 0
     for r in range(rows.shape[0]):
         row = rows[r]
+        d = D[r, lo:hi]
         for k in range(indptr[row], indptr[row + 1]):
             v = data[k]
-            c = indices[k]
+            g = dW[indices[k]]
             for j in range(m):
-                dW[c, j] += v * D[r, j]
+                g[j] += v * d[j]
 
 
 def _dense(X):
@@ -289,22 +191,26 @@ def row_block(X, r0, r1):
     return (_row_block_dense if _dense(X) else _row_block_csr)(X, r0, r1)
 
 
-def batch_rows(X, perm, start, stop, xbuf):
-    """The minibatch ``perm[start:stop]`` of X. Dense rows are gathered into ``xbuf``
-    (contiguous, for BLAS); CSR rows are only selected: the products read them in place."""
-    return (_batch_rows_dense if _dense(X) else _batch_rows_csr)(X, perm, start, stop, xbuf)
+def gather_rows(X, perm, start, stop, xbuf, r0, r1):
+    """The minibatch ``perm[start:stop]`` of X. Dense: its rows ``[r0, r1)`` are copied
+    into ``xbuf`` (contiguous, for BLAS; a thread gathers its share) and the minibatch's
+    block of ``xbuf`` returned; CSR: the rows are only selected, the products read them
+    in place."""
+    return (_gather_rows_dense if _dense(X) else _gather_rows_csr)(X, perm, start, stop,
+                                                                    xbuf, r0, r1)
 
 
-def dot_xw(Z, X, W):
-    """``Z = X W``, the product of eq. (1) (X: a layer's input, dense or CSR). CSR: row r of Z sums ``v W[c, :]`` over
-    the stored entries (c, v) of its row, in storage order (as scipy's product does)."""
-    (_dot_xw_dense if _dense(X) else _dot_xw_csr)(Z, X, W)
+def dot_xw(A, lo, hi, X, W):
+    """``A[:, lo:hi] = X W``, the product of eq. (1) (X: a layer's input, dense or CSR;
+    W: (F, hi - lo)). CSR: row r sums ``v W[c, :]`` over the stored entries (c, v) of its
+    row, in storage order (as scipy's product does)."""
+    (_dot_xw_dense if _dense(X) else _dot_xw_csr)(A, lo, hi, X, W)
 
 
-def dot_xtd(dW, X, D):
-    """``dW = Xᵀ D``, the product of eq. (4a) (X: a layer's input, dense or CSR). CSR: ``dW[c, :] +=
-    v D[r, :]`` over rows r in order and their stored entries (c, v)."""
-    (_dot_xtd_dense if _dense(X) else _dot_xtd_csr)(dW, X, D)
+def dot_xtd(dW, X, D, lo, hi):
+    """``dW = Xᵀ D[:, lo:hi]``, the product of eq. (4a) (X: a layer's input, dense or CSR).
+    CSR: ``dW[c, :] += v D[r, lo:hi]`` over rows r in order and their stored entries."""
+    (_dot_xtd_dense if _dense(X) else _dot_xtd_csr)(dW, X, D, lo, hi)
 
 
 # In kernels, Numba resolves each of the five at typing time from X's type.
@@ -318,443 +224,369 @@ def _ov_row_block(X, r0, r1):
     return _row_block_dense if _dense(X) else _row_block_csr
 
 
-@overload(batch_rows, jit_options=JIT)
-def _ov_batch_rows(X, perm, start, stop, xbuf):
-    return _batch_rows_dense if _dense(X) else _batch_rows_csr
+@overload(gather_rows, jit_options=JIT)
+def _ov_gather_rows(X, perm, start, stop, xbuf, r0, r1):
+    return _gather_rows_dense if _dense(X) else _gather_rows_csr
 
 
 @overload(dot_xw, jit_options=JIT)
-def _ov_dot_xw(Z, X, W):
+def _ov_dot_xw(A, lo, hi, X, W):
     return _dot_xw_dense if _dense(X) else _dot_xw_csr
 
 
 @overload(dot_xtd, jit_options=JIT)
-def _ov_dot_xtd(dW, X, D):
+def _ov_dot_xtd(dW, X, D, lo, hi):
     return _dot_xtd_dense if _dense(X) else _dot_xtd_csr
 
 
 # ---------------------------------------------------------------------------------------
-# Dense layer: forward/backward pair.
+# Layer operations, on a thread's share.
 # ---------------------------------------------------------------------------------------
 
 
 @njit(**JIT)
-def dense_forward(A, A_prev, W, b, code):
-    """Eq. (1): ``A = f(A_prev W + b)``.
+def dense_forward(A, lo, hi, A_prev, W, b, code):
+    """Eq. (1) on columns ``[lo, hi)``: ``A[:, lo:hi] = f(A_prev W + b)``.
 
-    A : (N, H_out) output, A_prev : (N, H_in) (or X, dense or CSR), W : (H_in, H_out),
-    b : (H_out,).
+    A : (N, H_out) C-ordered output, A_prev : (N, H_in) (or X, dense or CSR),
+    W : (H_in, hi - lo) the weights of those columns, b : (hi - lo,), code : f's.
     """
-    dot_xw(A, A_prev, W)  # A_prev W: np.dot, or the CSR loop for sparse X
-    # (activation_forward's body, called directly: each level of njit calls costs
-    # compile time in every kernel that inlines it)
-    activation_forward_cols(A, 0, A.shape[1], b, code)
+    dot_xw(A, lo, hi, A_prev, W)
+    activation_forward_cols(A, lo, hi, b, code)
 
 
 @njit(**JIT)
-def dense_backward(dW, db, D, A_prev):
-    """Eq. (4) before the penalty and the scale: the sums the gradients are made of.
-
-    dW : (H_in, H_out)  <- A_prevᵀ D
-    db : (H_out,)       <- Σ_rows D
-    D : (N, H_out) the layer's residual δ;  A_prev : (N, H_in) or the input X (dense or
-    CSR, first layer).
-    ``finish_gradient`` (or the optimizer step, which does the same on the fly) turns
-    them into ``(dW + alpha W) / S`` and ``db / S``. The residual passed down, D Wᵀ
-    (first half of eq. 3), is one product: see ``backprop``.
-    """
-    dot_xtd(dW, A_prev, D)  # A_prevᵀ D: np.dot, or the CSR loop for sparse X
-    column_sums_cols(db, D, 0, D.shape[1])
-
-
-@njit(**JIT)
-def column_sums(out, D):
-    """``out[j] = Σ_i D[i, j]``, rows in order (as NumPy's ``D.sum(axis=0)`` for C order)."""
-    column_sums_cols(out, D, 0, D.shape[1])
-
-
-@njit(**JIT)
-def column_sums_cols(out, D, lo, hi):
-    """``column_sums`` of columns ``[lo, hi)`` of D into ``out`` (hi - lo,)."""
-    dt = out.dtype.type
+def column_sums(out, D, lo, hi):
+    """``out[j] = Σ_i D[i, lo + j]``, rows in order (as NumPy's ``D.sum(axis=0)``): the
+    bias gradient's sum of eq. (4) for columns ``[lo, hi)``."""
     m = hi - lo
     for j in range(m):
-        out[j] = dt(0.0)
+        out[j] = 0
     for i in range(D.shape[0]):
         d = D[i, lo:hi]  # a view from column 0: see activation_forward_cols
         for j in range(m):
             out[j] += d[j]
 
 
-@njit(**JIT)  # LLVM inlines it (Numba-level inline="always" measured 3% slower on clf-tiny)
-def _weight_gradient(total, w, alpha, inv_s):
-    """One weight's gradient from its raw sum: ``(sum + alpha w) * (1/S)``."""
-    return (total + alpha * w) * inv_s
+@njit(**JIT)
+def sumsq(x):
+    """Σ x² over a contiguous vector, in float64, in a fixed order (eight running sums,
+    element i into sum i mod 8, then a fixed tree): it vectorises without reordering, so
+    it is the same on one thread and two."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    n8 = x.size - x.size % 8
+    for i in range(0, n8, 8):
+        s0 += np.float64(x[i]) ** 2
+        s1 += np.float64(x[i + 1]) ** 2
+        s2 += np.float64(x[i + 2]) ** 2
+        s3 += np.float64(x[i + 3]) ** 2
+        s4 += np.float64(x[i + 4]) ** 2
+        s5 += np.float64(x[i + 5]) ** 2
+        s6 += np.float64(x[i + 6]) ** 2
+        s7 += np.float64(x[i + 7]) ** 2
+    for i in range(n8, x.size):
+        s0 += np.float64(x[i]) ** 2
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @njit(**JIT)
-def finish_gradient(grads, params, n_coefs, alpha, scale):
-    """Eq. (4), completed: ``g <- (g + alpha θ) / S`` for the weights (``[:n_coefs]``),
-    ``g <- g / S`` for the biases, in scikit-learn's order of operations but for one
-    thing: ``/ S`` is ``* (1/S)``, 1/S computed once in float64. The two differ by at
-    most one unit in the last place (not at all for S a power of two), and a division
-    per parameter was a third of the Adam step's time (float64: 1.25 against 0.92 ns a
-    parameter)."""
-    dt = grads.dtype.type
-    a = dt(alpha)
-    inv_s = dt(1.0 / scale)
-    for i in range(n_coefs):
-        grads[i] = _weight_gradient(grads[i], params[i], a, inv_s)
-    for i in range(n_coefs, grads.size):
-        grads[i] *= inv_s
-
-
-# ---------------------------------------------------------------------------------------
-# Loss head: the loss of a batch and its output residual, fused.
-# ---------------------------------------------------------------------------------------
+def owned_weights(net, team, l, tid):
+    """Thread ``tid``'s weights of layer l + 1 as a range ``[w0, w1)`` of the flat buffer:
+    its block of a hidden layer (in the team's layout), its rows of the output layer."""
+    L = net.units.size - 1
+    if l < L - 1:
+        lo, hi = own(net, team, l + 1, tid)
+        w0 = team.ws_off[l, tid]
+        return w0, w0 + net.units[l] * (hi - lo)
+    lo, hi = own(net, team, L - 1, tid)
+    K = net.units[L]
+    return net.w_off[L - 1] + lo * K, net.w_off[L - 1] + hi * K
 
 
 @njit(**JIT)
-def output_delta_and_loss(D, A, Y, sw, loss_code):
-    """Eq. (2): ``D = (A - Y) ⊙ sw`` and the batch's data loss, weighted by ``sw``.
+def owned_biases(net, team, l, tid):
+    """Thread ``tid``'s biases of layer l + 1, ``[b0, b1)``: its units' of a hidden
+    layer; the output layer's on thread 0."""
+    L = net.units.size - 1
+    b0 = net.b_off[l]
+    if l < L - 1:
+        lo, hi = own(net, team, l + 1, tid)
+        return b0 + lo, b0 + hi
+    return b0, b0 + (net.units[L] if tid == 0 else 0)
 
-    Every supported (output activation, loss) pair is canonical, so δ_L = A - Y for all.
-    Squared error is reported as ½·mean over the K outputs but δ = A - Y is the gradient of
-    ½·Σ over outputs (scikit-learn does the same; docs/backprop.md section 2). The log
-    losses clip a for the loss only; δ is not clipped.
-    Losses as in scikit-learn (``S = Σ sw``, probabilities clipped to [eps, 1 - eps]):
 
-    squared_error    ½ Σ_ik sw_i (y - a)² / (S K)
-    log_loss         -Σ_ik sw_i y log a / S                        (softmax output)
-    binary_log_loss  -Σ_ik sw_i [y log a + (1-y) log(1-a)] / S      (logistic output)
-    poisson          Σ_ik sw_i [y log(y/a) - y + a] / S             (exp output)
-
-    D, A, Y : (N, K);  sw : (N,) sample weights (ones when the fit has none).
-    Returns (data loss, S) in float64; the loss is 0 for ``loss_code`` NO_LOSS. Raises
-    ZeroDivisionError, as scikit-learn, when the batch's weights sum to zero.
-    """
-    n, k = A.shape
-    eps = np.finfo(A.dtype).eps
+@njit(**JIT)
+def penalty_share(net, team, params, tid):
+    """Thread ``tid``'s part of ‖W‖² (the weights it owns), in float64."""
     total = 0.0
-    S = 0.0
-    for i in range(n):
-        w = sw[i]
-        S += w
-        row = 0.0
-        for j in range(k):
-            a = A[i, j]
-            y = Y[i, j]
-            D[i, j] = (a - y) * w
-            if loss_code == SQUARED_ERROR:
-                row += (y - a) * (y - a)
-            elif loss_code == LOG_LOSS:
-                if y != 0:
-                    row -= y * math.log(min(max(a, eps), 1 - eps))
-            elif loss_code == BINARY_LOG_LOSS:
-                p = min(max(a, eps), 1 - eps)
-                if y != 0:
-                    row -= y * math.log(p)
-                if y != 1:
-                    row -= (1 - y) * math.log(1 - p)
-            elif loss_code == POISSON:
-                if y != 0:
-                    row += y * math.log(y / a)
-                elif a == 0:  # scikit-learn's xlogy(0, 0 / 0): nan (exp underflowed)
-                    row += math.nan
-                row += a - y
-            # NO_LOSS: the residual only
-        total += w * row
-    if S == 0.0:  # as scikit-learn's np.average, before the batch updates anything
-        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
-    if loss_code == SQUARED_ERROR:
-        return 0.5 * total / (S * k), S
-    return total / S, S
+    for l in range(net.units.size - 1):
+        w0, w1 = owned_weights(net, team, l, tid)
+        total += sumsq(params[w0:w1])
+    return total
 
 
 @njit(**JIT)
-def squared_norm(x):
-    """Σ x² (the L2 penalty's ‖W‖², over ``flat[:n_coefs]``): one BLAS dot, as
-    scikit-learn's ``np.dot(s, s)`` (a scalar loop cannot vectorise this sum without
-    reassociation, and would cost a pass over every weight per minibatch)."""
-    return float(np.dot(x, x))
+def weight_block(net, team, params, l, b):
+    """Thread b's block of hidden layer l + 1's weights, (units[l], its units)."""
+    lo, hi = own(net, team, l + 1, b)
+    return layer_view(params, team.ws_off[l, b], net.units[l], hi - lo)
 
 
 # ---------------------------------------------------------------------------------------
-# One batch: forward, loss, backward. Fills the gradient buffer.
+# One minibatch: forward, head, backward, on thread tid's share.
 # ---------------------------------------------------------------------------------------
 
 
 @njit(**JIT)
-def forward(acts, params, X, units, w_off, b_off, a_off, hidden, out_act):
-    """Eq. (1) for every layer; layer l's output is ``layer_view(acts, a_off[l-1], N, H_l)``."""
-    n = n_rows(X)
-    L = units.size - 1
-    A_prev = layer_view(acts, a_off[0], n, units[1])
-    dense_forward(A_prev, X, layer_view(params, w_off[0], units[0], units[1]),
-                  params[b_off[0] : b_off[0] + units[1]], hidden if L > 1 else out_act)
-    for l in range(1, L):
-        W = layer_view(params, w_off[l], units[l], units[l + 1])
-        b = params[b_off[l] : b_off[l] + units[l + 1]]
-        A = layer_view(acts, a_off[l], n, units[l + 1])
-        dense_forward(A, A_prev, W, b, hidden if l < L - 1 else out_act)
-        A_prev = A
-
-
-@njit(**JIT)
-def backprop(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
-             n_coefs, hidden, out_act, loss_code, alpha):
-    """Forward (1), output residual and loss (2), backward (3) and the sums of (4).
-
-    grads : (P,) output, same layout as params: ``A_{l-1}ᵀ δ_l`` and ``Σ_rows δ_l``, not
-    yet penalised nor scaled (``finish_gradient`` or the optimizer step does that).
-    acts, deltas : workspace vectors laid out by ``a_off`` (at least N rows a layer).
-    X : (N, F) dense or CSR rows, Y : (N, K), sw : (N,).
-    Returns (batch loss, S): the loss as scikit-learn's ``_backprop`` (data loss
-    + ½ α ‖W‖² / S) and S, the batch's rows or the sum of their sample weights.
-    """
-    n = n_rows(X)
-    L = units.size - 1
-    forward(acts, params, X, units, w_off, b_off, a_off, hidden, out_act)
-    A_L = layer_view(acts, a_off[L - 1], n, units[L])
-    D = layer_view(deltas, a_off[L - 1], n, units[L])
-    loss, S = output_delta_and_loss(D, A_L, Y, sw, loss_code)
-    loss += (0.5 * alpha) * squared_norm(params[:n_coefs]) / S
-    for l in range(L - 1, -1, -1):
-        W = layer_view(params, w_off[l], units[l], units[l + 1])
-        dW = layer_view(grads, w_off[l], units[l], units[l + 1])
-        db = grads[b_off[l] : b_off[l] + units[l + 1]]
-        D = layer_view(deltas, a_off[l], n, units[l + 1])
-        if l > 0:
-            A_prev = layer_view(acts, a_off[l - 1], n, units[l])
-            dense_backward(dW, db, D, A_prev)
-            D_prev = layer_view(deltas, a_off[l - 1], n, units[l])
-            np.dot(D, W.T, D_prev)  # eq. (3): δ_{l-1} = (δ_l W_lᵀ) ⊙ f'(A_{l-1})
-            activation_backward_cols(D_prev, A_prev, 0, D_prev.shape[1], hidden)
+def forward_hidden(tid, team, params, ws, xb, net, nb, phase):
+    """Eq. (1) for the hidden layers: my columns of each, then wait for the other's.
+    Returns the phase (-1: aborted)."""
+    L = net.units.size - 1
+    for l in range(L - 1):
+        lo, hi = own(net, team, l + 1, tid)
+        A = layer_view(ws.acts, ws.a_off[l], nb, net.units[l + 1])
+        b = params[net.b_off[l] + lo : net.b_off[l] + hi]
+        W = weight_block(net, team, params, l, tid)
+        if l == 0:
+            dense_forward(A, lo, hi, xb, W, b, net.hidden)
         else:
-            dense_backward(dW, db, D, X)
-    return loss, S
+            A_prev = layer_view(ws.acts, ws.a_off[l - 1], nb, net.units[l])
+            dense_forward(A, lo, hi, A_prev, W, b, net.hidden)
+        phase = sync(team, tid, phase)
+        if phase < 0:
+            break
+    return phase
 
 
 @njit(**JIT)
-def loss_grad(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
-              n_coefs, hidden, out_act, loss_code, alpha):
-    """Loss of one batch and its gradient with respect to every parameter (eq. 1-4), for
-    L-BFGS and the tests; arguments as ``backprop``. Returns the batch loss."""
-    loss, S = backprop(grads, acts, deltas, params, X, Y, sw, units, w_off, b_off, a_off,
-                       n_coefs, hidden, out_act, loss_code, alpha)
-    finish_gradient(grads, params, n_coefs, alpha, S)
-    return loss
-
-
-# ---------------------------------------------------------------------------------------
-# Optimizers: one loop over the flat buffer each (scikit-learn's _stochastic_optimizers).
-# ---------------------------------------------------------------------------------------
-
-
-# Each takes the raw sums left by ``backprop`` and finishes the gradient element by
-# element inside its loop, ``g = (sum + alpha θ) / S`` (weights) or ``sum / S`` (biases),
-# exactly as ``finish_gradient`` would: one pass over the buffer instead of two.
-
-
-@njit(**JIT)
-def _sgd_element(params, velocity, i, g, mu, eta, nesterov):
-    v = mu * velocity[i] - eta * g
-    velocity[i] = v
-    if nesterov:
-        params[i] += mu * v - eta * g
+def output_head(tid, params, ws, xb, yb, wb, net, nb):
+    """Eq. (1) for the output layer and eq. (2), whole, on every thread (N x K: small);
+    the loss on thread 0 only (its logarithms are the head's main cost).
+    Returns (data loss, S)."""
+    L = net.units.size - 1
+    K = net.units[L]
+    A_L = ws.heads[tid, 0, :nb]
+    D = ws.heads[tid, 1, :nb]
+    W = layer_view(params, net.w_off[L - 1], net.units[L - 1], K)
+    b = params[net.b_off[L - 1] : net.b_off[L - 1] + K]
+    if L == 1:
+        dense_forward(A_L, 0, K, xb, W, b, net.output)
     else:
-        params[i] += v
+        A_prev = layer_view(ws.acts, ws.a_off[L - 2], nb, net.units[L - 1])
+        dense_forward(A_L, 0, K, A_prev, W, b, net.output)
+    return output_delta_and_loss(D, A_L, yb, wb, net.loss if tid == 0 else NO_LOSS)
 
 
 @njit(**JIT)
-def sgd_update(params, velocity, grads, lo, mid, hi, alpha, scale, lr, momentum, nesterov):
-    """Eq. (5a) on ``params[lo:hi]``: ``v <- μ v - η g``; ``θ <- θ + (μ v - η g)``
-    (Nesterov) or ``θ + v``, with g finished from the raw sums in ``grads`` as in
-    ``finish_gradient``: ``[lo, mid)`` are weights (+ αθ), ``[mid, hi)`` biases. Ranges,
-    so that the two-thread epoch (``_split.py``) updates what each thread owns with this
-    arithmetic. (Bounds, not a flag: Numba compiles a function once per literal
-    argument, and each compile of the fused epoch costs about a quarter second.)
-    """
-    dt = params.dtype.type
-    a = dt(alpha)
-    inv_s = dt(1.0 / scale)
-    mu = dt(momentum)
-    eta = dt(lr)
-    # views, indexed from 0: a loop from a runtime lo would keep Numba's negative-index
-    # check per element and not vectorise (3x slower)
-    p, v, g = params[lo:mid], velocity[lo:mid], grads[lo:mid]
-    for i in range(p.size):
-        _sgd_element(p, v, i, _weight_gradient(g[i], p[i], a, inv_s), mu, eta, nesterov)
-    p, v, g = params[mid:hi], velocity[mid:hi], grads[mid:hi]
-    for i in range(p.size):
-        _sgd_element(p, v, i, g[i] * inv_s, mu, eta, nesterov)
+def backward_output(tid, team, bufs, ws, xb, net, nb):
+    """Eq. (4) for the output layer, my rows of ∂W_L (the biases' sums on thread 0), and
+    eq. (3) below it: my columns of δ_{L-1} = δ_L W_Lᵀ ⊙ f'."""
+    L = net.units.size - 1
+    K = net.units[L]
+    D = ws.heads[tid, 1, :nb]
+    lo, hi = own(net, team, L - 1, tid)
+    dW = layer_view(bufs.grads, net.w_off[L - 1], net.units[L - 1], K)
+    b0, b1 = owned_biases(net, team, L - 1, tid)
+    column_sums(bufs.grads[b0:b1], D, 0, b1 - b0)
+    if L == 1:  # the input: dense or CSR (one thread)
+        dot_xtd(dW, xb, D, 0, K)
+        return
+    A_prev = layer_view(ws.acts, ws.a_off[L - 2], nb, net.units[L - 1])
+    gemm(dW[lo:hi], A_prev[:, lo:hi], D, True, False, 0.0)
+    W = layer_view(bufs.params, net.w_off[L - 1], net.units[L - 1], K)
+    D_prev = layer_view(ws.deltas, ws.a_off[L - 2], nb, net.units[L - 1])
+    gemm(D_prev[:, lo:hi], D, W[lo:hi], False, True, 0.0)
+    activation_backward_cols(D_prev, A_prev, lo, hi, net.hidden)
 
 
 @njit(**JIT)
-def adam_step_size(lr, beta1, beta2, t):
-    """Eq. (5b): ``η_t = η sqrt(1 - β2^t) / (1 - β1^t)`` in float64, for step t >= 1."""
-    return lr * np.sqrt(1.0 - beta2 ** float(t)) / (1.0 - beta1 ** float(t))
+def backward_hidden(tid, team, bufs, ws, net, nb, phase):
+    """Eq. (4) and (3) for the hidden layers above the first, top down: my block of ∂W_l
+    and ∂b_l; then (all of δ_l needed) my columns of δ_{l-1}, summed over W_l's blocks in
+    a fixed order. Returns the phase (-1: aborted)."""
+    L = net.units.size - 1
+    for l in range(L - 2, 0, -1):
+        lo, hi = own(net, team, l + 1, tid)
+        D = layer_view(ws.deltas, ws.a_off[l], nb, net.units[l + 1])
+        A_in = layer_view(ws.acts, ws.a_off[l - 1], nb, net.units[l])
+        dW = layer_view(bufs.grads, team.ws_off[l, tid], net.units[l], hi - lo)
+        gemm(dW, A_in, D[:, lo:hi], True, False, 0.0)
+        column_sums(bufs.grads[net.b_off[l] + lo : net.b_off[l] + hi], D, lo, hi)
+        phase = sync(team, tid, phase)  # all of δ_l, both threads' columns
+        if phase < 0:
+            return phase
+        lo2, hi2 = own(net, team, l, tid)
+        D_prev = layer_view(ws.deltas, ws.a_off[l - 1], nb, net.units[l])
+        for b in range(team.threads):
+            blo, bhi = own(net, team, l + 1, b)
+            Wb = weight_block(net, team, bufs.params, l, b)
+            gemm(D_prev[:, lo2:hi2], D[:, blo:bhi], Wb[lo2:hi2], False, True, float(b))
+        activation_backward_cols(D_prev, A_in, lo2, hi2, net.hidden)
+    return phase
 
 
 @njit(**JIT)
-def _adam_element(params, m, v, i, g, b1, c1, b2, c2, step, eps):
-    mi = b1 * m[i] + c1 * g
-    vi = b2 * v[i] + c2 * (g * g)
-    m[i] = mi
-    v[i] = vi
-    params[i] += step * mi / (np.sqrt(vi) + eps)
+def backward_first(tid, team, bufs, ws, xb, net, nb):
+    """Eq. (4) for the first layer (a hidden one): my columns of δ_1 against the input."""
+    lo, hi = own(net, team, 1, tid)
+    D = layer_view(ws.deltas, ws.a_off[0], nb, net.units[1])
+    dW = layer_view(bufs.grads, team.ws_off[0, tid], net.units[0], hi - lo)
+    dot_xtd(dW, xb, D, lo, hi)
+    column_sums(bufs.grads[net.b_off[0] + lo : net.b_off[0] + hi], D, lo, hi)
 
 
 @njit(**JIT)
-def adam_update(params, m, v, grads, lo, mid, hi, alpha, scale, lr_t, beta1, beta2, epsilon):
-    """Eq. (5b) on ``params[lo:hi]``: ``m <- β1 m + (1-β1) g``; ``v <- β2 v + (1-β2) g²``;
-    ``θ <- θ - η_t m / (sqrt(v) + ε)`` (Kingma & Ba 2014, as scikit-learn's
-    AdamOptimizer), g finished as in ``sgd_update`` (weights ``[lo, mid)``)."""
-    dt = params.dtype.type
-    a = dt(alpha)
-    inv_s = dt(1.0 / scale)
-    b1 = dt(beta1)
-    c1 = dt(1.0 - beta1)
-    b2 = dt(beta2)
-    c2 = dt(1.0 - beta2)
-    step = dt(-lr_t)
-    eps = dt(epsilon)
-    p, mm, vv, g = params[lo:mid], m[lo:mid], v[lo:mid], grads[lo:mid]  # (see sgd_update)
-    for i in range(p.size):
-        _adam_element(p, mm, vv, i, _weight_gradient(g[i], p[i], a, inv_s),
-                      b1, c1, b2, c2, step, eps)
-    p, mm, vv, g = params[mid:hi], m[mid:hi], v[mid:hi], grads[mid:hi]
-    for i in range(p.size):
-        _adam_element(p, mm, vv, i, g[i] * inv_s, b1, c1, b2, c2, step, eps)
-
-
-@njit(**JIT)
-def update_range(params, state1, state2, grads, lo, mid, hi, solver, alpha, scale, lr,
-                 momentum, nesterov, beta1, beta2, epsilon):
-    """``sgd_update`` (state1 = velocity, lr = η) or ``adam_update`` (state1, state2 = m, v;
-    lr = the step's η_t): weights ``[lo, mid)``, biases ``[mid, hi)``."""
-    if solver == SGD:
-        sgd_update(params, state1, grads, lo, mid, hi, alpha, scale, lr, momentum, nesterov)
-    else:
-        adam_update(params, state1, state2, grads, lo, mid, hi, alpha, scale, lr, beta1,
-                   beta2, epsilon)
-
-
-@njit(**JIT)
-def step_size(solver, lr, beta1, beta2, t):
-    """The step's rate and the Adam step count after it: SGD (lr, t), Adam
-    (η_{t+1}, t + 1) (``adam_step_size``)."""
-    if solver == SGD:
-        return lr, t
-    return adam_step_size(lr, beta1, beta2, t + 1), t + 1
-
-
-@njit(**JIT)
-def optimizer_step(params, state1, state2, grads, n_coefs, alpha, scale, solver, lr,
-                   momentum, nesterov, beta1, beta2, epsilon, t):
-    """Eq. (5) for one minibatch from the raw sums in ``grads``: SGD (state1 = velocity)
-    or Adam (state1, state2 = m, v; step t + 1). Returns the Adam step count after it."""
-    step, t = step_size(solver, lr, beta1, beta2, t)
-    update_range(params, state1, state2, grads, 0, n_coefs, params.size, solver, alpha,
-                 scale, step, momentum, nesterov, beta1, beta2, epsilon)
-    return t
+def loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, alpha, phase):
+    """Forward (1), residual and loss (2), backward (3) and the sums of (4) for one
+    minibatch (xb, yb, wb: its rows of X, Y, sw), on thread tid's share; ``bufs.grads``
+    gets ``A_{l-1}ᵀ δ_l`` and ``Σ_rows δ_l``, not yet penalised nor scaled.
+    Returns (loss, S, phase): the loss (thread 0; 0 on thread 1) as scikit-learn's
+    ``_backprop`` reports it, data loss + ½ α ‖W‖² / S; S the rows or weight sum;
+    phase -1 if aborted."""
+    L = net.units.size - 1
+    nb = yb.shape[0]
+    phase = forward_hidden(tid, team, bufs.params, ws, xb, net, nb, phase)
+    if phase < 0:
+        return 0.0, 1.0, phase
+    # my share of ‖W‖², before this minibatch's update (read after a barrier below)
+    team.shared[PENALTY[tid]] = penalty_share(net, team, bufs.params, tid)
+    loss, S = output_head(tid, bufs.params, ws, xb, yb, wb, net, nb)
+    backward_output(tid, team, bufs, ws, xb, net, nb)
+    phase = backward_hidden(tid, team, bufs, ws, net, nb, phase)
+    if phase < 0:
+        return loss, S, phase
+    phase = sync(team, tid, phase)  # both are done with what the other writes next: the
+    if phase < 0:  # weights and the activations
+        return loss, S, phase
+    if tid == 0:
+        loss += (0.5 * alpha) * (team.shared[PENALTY[0]] + team.shared[PENALTY[1]]) / S
+    if L > 1:
+        backward_first(tid, team, bufs, ws, xb, net, nb)
+    return loss, S, phase
 
 
 # ---------------------------------------------------------------------------------------
-# The fused epoch: every minibatch of rows [first, last) of the epoch's permutation.
+# The entry points.
 # ---------------------------------------------------------------------------------------
 
 
 @njit(**JIT)
-def gather_targets(Y, sw, perm, start, stop, ybuf, swbuf):
-    """Rows ``perm[start:stop]`` of Y and sw: returns (yb, wb), views of the buffers."""
+def update_share(tid, team, bufs, net, hyper, S, step):
+    """Eq. (5) on the parameters thread ``tid`` owns, each a contiguous range."""
+    for l in range(net.units.size - 1):
+        w0, w1 = owned_weights(net, team, l, tid)
+        update_range(bufs, w0, w1, w1, hyper, S, step)
+        b0, b1 = owned_biases(net, team, l, tid)
+        update_range(bufs, b0, b0, b1, hyper, S, step)
+
+
+@njit(**JIT)
+def gather_share(tid, team, data, ws, start, stop, k):
+    """Rows ``perm[start:stop]``: thread tid's half of X's (all of them on one thread) into
+    gather buffer k, all of Y's and sw's into its own. Returns (xb, yb, wb)."""
     nb = stop - start
-    yb = ybuf[:nb]
-    wb = swbuf[:nb]
+    r0, r1 = (0, nb) if team.threads == 1 else ((0, nb // 2) if tid == 0 else (nb // 2, nb))
+    xb = gather_rows(data.X, data.perm, start, stop, ws.xbuf[k], r0, r1)
+    yb = ws.ybuf[tid, :nb]
+    wb = ws.swbuf[tid, :nb]
     for r in range(nb):
-        src = perm[start + r]
-        for j in range(Y.shape[1]):
-            yb[r, j] = Y[src, j]
-        wb[r] = sw[src]
-    return yb, wb
+        src = data.perm[start + r]
+        for j in range(data.Y.shape[1]):
+            yb[r, j] = data.Y[src, j]
+        wb[r] = data.sw[src]
+    return xb, yb, wb
 
 
 @njit(**JIT)
-def gather_batch(X, Y, sw, perm, start, stop, xbuf, ybuf, swbuf):
-    """Rows ``perm[start:stop]`` of X, Y and sw: returns (xb, yb, wb), views of the
-    buffers (for CSR X, xb is the matrix with those rows, not a copy)."""
-    yb, wb = gather_targets(Y, sw, perm, start, stop, ybuf, swbuf)
-    return batch_rows(X, perm, start, stop, xbuf), yb, wb
+def train_epoch(tid, team, bufs, ws, data, net, hyper, first, last, t):
+    """Train on minibatches ``data.perm[first:last]`` in order, updating ``bufs`` in place:
+    per minibatch gather -> forward (1) -> δ and loss (2) -> backward (3, 4) -> update
+    (5), which finishes the gradient (penalty, scale) in its own pass. Thread ``tid`` of
+    ``team`` does its share (the module docstring); no allocation.
 
-
-@njit(**JIT)
-def train_epoch(params, grads, state1, state2, acts, deltas, xbuf, ybuf, swbuf,
-                X, Y, sw, perm, units, w_off, b_off, a_off, n_coefs,
-                first, last, batch_size, hidden, out_act, loss_code, solver,
-                alpha, lr, momentum, nesterov, beta1, beta2, epsilon, t):
-    """Train on minibatches ``perm[first:last]`` in order, updating params in place.
-
-    Per batch: gather rows -> forward (1) -> δ and loss (2) -> backward (3, 4) ->
-    update (5), which finishes the gradient (penalty, scale) in its own pass.
-    No allocation: all buffers are preallocated by the caller.
-
-    params, grads : (P,).  state1, state2 : (P,) SGD velocity (state2 unused) or Adam m, v.
-    acts, deltas : workspace laid out by ``a_off`` for ``batch_size`` rows.
-    xbuf : (B, F) gather buffer for dense X (unused, may be empty, for CSR X);
-    ybuf : (B, K), swbuf : (B,) gather buffers.
-    X : (n, F) dense or CSR, Y : (n, K), sw : (n,), perm : (n,) int64 row order of this epoch.
-    first, last : row range; ``first`` is a multiple of ``batch_size`` from the epoch start.
-    t : Adam steps taken before this call.
-    Returns (Σ batch_loss · rows, t after this call).
+    first, last : row range; ``first`` is a multiple of ``data.batch_size`` from the
+    epoch's start.  t : optimizer steps taken before this call.
+    Returns (Σ batch_loss · rows, t after this call); the loss sum on thread 0 (0 on
+    thread 1).
     """
     loss_sum = 0.0
+    phase = 0
     start = first
+    k = 0
     while start < last:
-        stop = min(start + batch_size, last)
-        xb, yb, wb = gather_batch(X, Y, sw, perm, start, stop, xbuf, ybuf, swbuf)
-        batch_loss, S = backprop(grads, acts, deltas, params, xb, yb, wb, units, w_off,
-                                 b_off, a_off, n_coefs, hidden, out_act, loss_code, alpha)
-        loss_sum += batch_loss * (stop - start)
-        t = optimizer_step(params, state1, state2, grads, n_coefs, alpha, S, solver, lr,
-                           momentum, nesterov, beta1, beta2, epsilon, t)
+        stop = min(start + data.batch_size, last)
+        xb, yb, wb = gather_share(tid, team, data, ws, start, stop, k)
+        k = (k + 1) % ws.xbuf.shape[0]
+        phase = sync(team, tid, phase)
+        if phase < 0:
+            break
+        loss, S, phase = loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, hyper.alpha,
+                                       phase)
+        if phase < 0:
+            break
+        loss_sum += loss * (stop - start)
+        step, t = step_size(hyper, t)
+        update_share(tid, team, bufs, net, hyper, S, step)
         start = stop
     return loss_sum, t
 
 
-# ---------------------------------------------------------------------------------------
-# Prediction: a lean forward pass over row blocks with two ping-pong buffers.
-# ---------------------------------------------------------------------------------------
+@njit(**JIT)
+def finish_gradient(grads, params, n_coefs, alpha, S):
+    """Eq. (4), completed: ``g <- (g + alpha θ) / S`` for the weights (``[:n_coefs]``),
+    ``g <- g / S`` for the biases, in scikit-learn's order of operations but for one
+    thing: ``/ S`` is ``* (1/S)``, 1/S computed once in float64. The two differ by at
+    most one unit in the last place (not at all for S a power of two), and a division
+    per parameter was a third of the Adam step's time."""
+    dt = grads.dtype.type
+    a = dt(alpha)
+    inv_s = dt(1.0 / S)
+    for i in range(n_coefs):
+        grads[i] = (grads[i] + a * params[i]) * inv_s
+    for i in range(n_coefs, grads.size):
+        grads[i] *= inv_s
 
 
 @njit(**JIT)
-def predict_forward(out, X, params, units, w_off, b_off, hidden, out_act, buf_a, buf_b):
+def loss_grad(team, bufs, ws, X, Y, sw, net, alpha):
+    """Loss of the rows X, Y, sw (all of them, one thread: ``team``) and its gradient with
+    respect to every parameter (eq. 1-4) in ``bufs.grads``, for L-BFGS and the tests;
+    ``ws`` holds ``n_rows(X)`` rows. Returns the loss."""
+    loss, S, _ = loss_and_sums(0, team, bufs, ws, X, Y, sw, net, alpha, 0)
+    finish_gradient(bufs.grads, bufs.params, net.n_coefs, alpha, S)
+    return loss
+
+
+@njit(**JIT)
+def predict_forward(out, X, params, net, buf_a, buf_b):
     """Eq. (1) for all rows of X, block by block: ``out = f_L(... f_1(X W_1 + b_1) ...)``.
 
     out : (n, K) output.  X : (n, F) dense or CSR.
     buf_a, buf_b : (R * H_max,) scratch; R = block rows = ``buf_a.size // H_max``.
     """
     n = n_rows(X)
-    L = units.size - 1
+    u = net.units
+    L = u.size - 1
     h_max = 1
     for l in range(1, L):
-        h_max = max(h_max, units[l])
+        h_max = max(h_max, u[l])
     block = buf_a.size // h_max
-    W1 = layer_view(params, w_off[0], units[0], units[1])
-    b1 = params[b_off[0] : b_off[0] + units[1]]
     for r0 in range(0, n, block):
         r1 = min(r0 + block, n)
         X_block = row_block(X, r0, r1)
+        W1 = layer_view(params, net.w_off[0], u[0], u[1])
+        b1 = params[net.b_off[0] : net.b_off[0] + u[1]]
         if L == 1:
-            dense_forward(out[r0:r1], X_block, W1, b1, out_act)
+            dense_forward(out[r0:r1], 0, u[1], X_block, W1, b1, net.output)
             continue
-        A_prev = layer_view(buf_a, 0, r1 - r0, units[1])
-        dense_forward(A_prev, X_block, W1, b1, hidden)
+        A_prev = layer_view(buf_a, 0, r1 - r0, u[1])
+        dense_forward(A_prev, 0, u[1], X_block, W1, b1, net.hidden)
         for l in range(1, L):
-            W = layer_view(params, w_off[l], units[l], units[l + 1])
-            b = params[b_off[l] : b_off[l] + units[l + 1]]
+            W = layer_view(params, net.w_off[l], u[l], u[l + 1])
+            b = params[net.b_off[l] : net.b_off[l] + u[l + 1]]
             if l == L - 1:
-                dense_forward(out[r0:r1], A_prev, W, b, out_act)
+                dense_forward(out[r0:r1], 0, u[l + 1], A_prev, W, b, net.output)
             else:
-                A = layer_view(buf_a if l % 2 == 0 else buf_b, 0, r1 - r0, units[l + 1])
-                dense_forward(A, A_prev, W, b, hidden)
+                A = layer_view(buf_a if l % 2 == 0 else buf_b, 0, r1 - r0, u[l + 1])
+                dense_forward(A, 0, u[l + 1], A_prev, W, b, net.hidden)
                 A_prev = A

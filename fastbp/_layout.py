@@ -11,6 +11,12 @@ one loop over a vector and L2 touches one slice (``flat[:n_coefs]``).
 
 The estimators expose ``coefs_[i]`` and ``intercepts_[i]`` as reshaped views of the
 buffer; pickling does not keep views shared, so they are rebuilt on load.
+
+The kernels take their arguments grouped, each group one NamedTuple (Numba passes it as
+one argument): ``Net`` (the layout and the model's codes), ``Buffers`` (the flat
+buffers: parameters, gradients, optimizer state), ``Workspace`` (per-minibatch
+buffers), ``Batches`` (the training data and the epoch's row order) and ``Team`` (the
+threads an epoch runs on and how the layers are shared among them, ``_threads``).
 """
 
 from typing import NamedTuple
@@ -40,6 +46,111 @@ class Layout(NamedTuple):
     b_off: np.ndarray
     n_coefs: int
     size: int
+
+
+class Net(NamedTuple):
+    """What every kernel needs to read the flat buffer and run the layers: the layout
+    (``Layout``'s units, w_off, b_off, n_coefs) and the codes of the hidden layers'
+    activation, the output activation and the loss (``_activations``, ``_losses``)."""
+
+    units: np.ndarray
+    w_off: np.ndarray
+    b_off: np.ndarray
+    n_coefs: int
+    hidden: int
+    output: int
+    loss: int
+
+
+class Buffers(NamedTuple):
+    """The flat buffers of one layout: ``params`` (P,), ``grads`` (P,) and the optimizer's
+    state ``moment1``, ``moment2`` (P,) or empty where the optimizer has fewer
+    (``_optim``)."""
+
+    params: np.ndarray
+    grads: np.ndarray
+    moment1: np.ndarray
+    moment2: np.ndarray
+
+
+class Workspace(NamedTuple):
+    """Buffers for minibatches of up to B rows, run by T threads (``Team``).
+
+    acts, deltas : the hidden layers' outputs A_l and residuals δ_l, layer l's (B, H_l)
+        block at ``a_off[l - 1]`` (``activation_offsets``); each thread writes its own
+        columns of them.
+    xbuf : (G, B, F) the minibatch's rows of dense X, gathered (G = 2 on two threads:
+        minibatches alternate between two, as one may still be read while the next is
+        written; 1 otherwise); (G, B, 0) for sparse X, whose rows are read in place.
+    ybuf : (T, B, K), swbuf : (T, B) each thread's gathered rows of Y and sw.
+    heads : (T, 2, B, K) each thread's output A_L (``[t, 0]``) and residual δ_L (``[t, 1]``).
+    """
+
+    acts: np.ndarray
+    deltas: np.ndarray
+    a_off: np.ndarray
+    xbuf: np.ndarray
+    ybuf: np.ndarray
+    swbuf: np.ndarray
+    heads: np.ndarray
+
+
+class Batches(NamedTuple):
+    """The training rows: X (n, F) dense or the CSR tuple (``_kernels``), Y (n, K), sw (n,)
+    and ``perm`` (n,) int64, the epoch's row order, cut into minibatches of
+    ``batch_size`` rows."""
+
+    X: object
+    Y: np.ndarray
+    sw: np.ndarray
+    perm: np.ndarray
+    batch_size: int
+
+
+class Team(NamedTuple):
+    """The threads an epoch runs on, and each one's share of the layers.
+
+    threads : 1 or 2.
+    cuts : int64 (L + 1,) thread 0's share of each layer's units, ``[0, cuts[j])`` of
+        ``units[j]``; thread 1 has the rest. On one thread ``cuts = units``.
+    ws_off : int64 (L, 2) where thread t's block of the hidden layer l + 1's weights
+        starts (``_threads.split_layout``); on one thread ``w_off`` (one block).
+    sync : int64 (24,) zeros, the barrier's counters; shared : float64 (24,) the
+        threads' partial sums (``_threads``); new for each kernel call.
+    """
+
+    threads: int
+    cuts: np.ndarray
+    ws_off: np.ndarray
+    sync: np.ndarray
+    shared: np.ndarray
+
+
+def make_net(layout, hidden, output, loss):
+    """``Net`` of ``layout`` with those codes."""
+    return Net(layout.units, layout.w_off, layout.b_off, int(layout.n_coefs), int(hidden),
+               int(output), int(loss))
+
+
+def one_thread(layout):
+    """The ``Team`` of one thread: it owns every unit."""
+    ws_off = np.repeat(layout.w_off[:, None], 2, axis=1).astype(np.int64)
+    return Team(1, layout.units.copy(), ws_off, np.zeros(24, np.int64),
+                np.zeros(24, np.float64))
+
+
+def make_workspace(layout, batch_size, threads, n_features, dtype, dense=True):
+    """A ``Workspace`` for ``threads`` threads and minibatches of up to ``batch_size``
+    rows; every buffer starts on a cache line (``aligned_empty``: with widths and cuts
+    multiples of 8, no line of a row is then written by both threads)."""
+    a_off, size = activation_offsets(layout, batch_size)
+    n_out = int(layout.units[-1])
+    B, T = batch_size, threads
+    return Workspace(
+        aligned_empty(size, dtype), aligned_empty(size, dtype), a_off,
+        aligned_empty((2 if T == 2 else 1, B, n_features if dense else 0), dtype),
+        aligned_empty((T, B, n_out), dtype), aligned_empty((T, B), dtype),
+        aligned_empty((T, 2, B, n_out), dtype))
 
 
 def make_layout(layer_units):

@@ -1,8 +1,9 @@
 """MLPClassifier and MLPRegressor: scikit-learn 1.9's estimators over fastbp's kernels.
 
-Python owns validation, the random draws, the epoch loop, the stopping rules and the
-fitted attributes; each epoch's minibatches run inside one kernel call (``train_epoch``),
-chunked so that Ctrl-C is felt within a second. Every step mirrors scikit-learn's
+The estimators own scikit-learn's contract: parameter and input validation, the random
+draws, the early-stopping split, the fitted attributes and prediction. The epoch loop,
+its kernel calls and the stopping rules are ``_loop``'s; the epochs run on one thread or
+two (``_threads``), the math in ``_kernels``. Every step mirrors scikit-learn's
 ``sklearn/neural_network/_multilayer_perceptron.py`` (1.9.1) so that, in float64 and with
 the same ``random_state``, the fitted weights and loss curve agree with its to rounding.
 
@@ -16,8 +17,6 @@ One ``_fit(X, y, sample_weight, incremental)`` serves fit, partial_fit and warm_
         1            any       yes      kept; optimizer state kept (one epoch per call)
 """
 
-import contextlib
-import time
 import warnings
 from numbers import Integral, Real
 
@@ -31,7 +30,6 @@ from sklearn.base import (
     _fit_context,
     is_classifier,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
@@ -46,56 +44,25 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _kernels as K
-from . import _split
+from . import _kernels, _loop, _threads
+from ._activations import ACTIVATIONS, HIDDEN
+from ._activations import code as activation_code
 from ._layout import (
-    activation_offsets,
+    Batches,
+    Buffers,
     aligned_empty,
     coef_views,
     intercept_views,
     make_layout,
+    make_net,
+    make_workspace,
+    one_thread,
     pack,
 )
+from ._losses import code as loss_code
+from ._optim import OPTIMIZERS, make_hyper
 
-_STOCHASTIC_SOLVERS = ("sgd", "adam")
-
-# A kernel call cannot be interrupted, so an epoch is split into calls of whole
-# minibatches: at most _FLOPS_PER_CALL of matrix products each and, timed as the fit
-# runs, about _SECONDS_PER_CALL of wall time (for small networks and small batches the
-# per-minibatch overhead, not the flops, sets the time; on a loaded machine BLAS is
-# slower than its flops say). The first call of a fit has at most _FIRST_CALL_BATCHES
-# minibatches and is not timed (it may compile or load the kernel); each later call is
-# sized from the one before, growing at most 8x. Where an epoch is split never changes
-# the model. (10 Gflop is 0.05-0.2 s here; 1 Gflop split mnist-logistic-sgd-b64's epochs
-# into 3 calls, and each call wakes the two-thread epoch's helper: 1 % of its time.)
-_FLOPS_PER_CALL = 1e10
-_SECONDS_PER_CALL = 0.1
-_FIRST_CALL_BATCHES = 1024
-
-
-class _OneThread:
-    """The one-thread epoch (``_kernels.train_epoch``) behind ``_split.SplitTrainer``'s
-    interface: a session, publish and close that have nothing to do."""
-
-    def __call__(self, *args):
-        return K.train_epoch(*args)  # (looked up per call: tests wrap it)
-
-    @contextlib.contextmanager
-    def session(self, params, state1, state2):
-        yield
-
-    def publish(self):
-        pass
-
-    def close(self):
-        pass
-
-
-def _next_call_batches(batches, rows_done, batch_size, seconds, max_batches):
-    """Minibatches in the next kernel call, from the duration of the last one."""
-    done = max(1, -(-rows_done // batch_size))
-    target = int(_SECONDS_PER_CALL * done / seconds) if seconds > 0 else max_batches
-    return max(1, min(target, 8 * batches, max_batches))
+_STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
 
 # Rows per block in prediction (the workspace is two blocks of the widest hidden layer).
 _PREDICT_BLOCK_ROWS = 512
@@ -178,53 +145,12 @@ def offered_if(check):
     return lambda fn: _OfferedIf(fn, check=check, attribute_name=fn.__name__)
 
 
-class _Optimizer:
-    """State of scikit-learn's SGDOptimizer / AdamOptimizer over the flat buffer.
-
-    ``state1`` is SGD's velocity or Adam's first moment, ``state2`` Adam's second moment;
-    ``learning_rate`` is the current rate for SGD (schedules change it between epochs);
-    ``t`` counts Adam steps.
-    """
-
-    def __init__(self, est, size, dtype):
-        self.solver = est.solver
-        self.lr_schedule = est.learning_rate
-        self.learning_rate_init = est.learning_rate_init
-        self.learning_rate = float(est.learning_rate_init)
-        self.power_t = est.power_t
-        self.state1 = np.zeros(size, dtype=dtype)
-        self.state2 = np.zeros(size if est.solver == "adam" else 0, dtype=dtype)
-        self.t = 0
-
-    def iteration_ends(self, time_step):
-        """scikit-learn: the invscaling rate is updated at each epoch's end (SGD only)."""
-        if self.solver == "sgd" and self.lr_schedule == "invscaling":
-            self.learning_rate = (
-                float(self.learning_rate_init) / (time_step + 1) ** self.power_t
-            )
-
-    def trigger_stopping(self, msg, verbose):
-        """True to stop; SGD with the adaptive schedule divides the rate by 5 instead."""
-        if self.solver == "adam" or self.lr_schedule != "adaptive":
-            if verbose:
-                print(msg + " Stopping.")
-            return True
-        if self.learning_rate <= 1e-6:
-            if verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        self.learning_rate /= 5.0
-        if verbose:
-            print(msg + " Setting learning rate to %f" % self.learning_rate)
-        return False
-
-
 class _BaseMLP(BaseEstimator):
     """Shared machinery of MLPClassifier and MLPRegressor (not for direct use)."""
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "activation": [StrOptions({name for name in HIDDEN if ACTIVATIONS[name].sklearn})],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -316,12 +242,11 @@ class _BaseMLP(BaseEstimator):
         self._layout = make_layout(layer_units)
         self._set_flat(np.empty(self._layout.size, dtype=dtype))
         # Glorot uniform, per layer W then b, drawn in float64 then cast (scikit-learn).
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        factor = ACTIVATIONS[self.activation].glorot
         for W, b in zip(self.coefs_, self.intercepts_):
             bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
             W[...] = self._random_state.uniform(-bound, bound, W.shape)
             b[...] = self._random_state.uniform(-bound, bound, b.shape[0])
-        self._best_flat = self._flat.copy()  # (None: the live weights; _fit_stochastic)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -335,15 +260,13 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _kernel_codes(self):
+    def _net(self):
+        """The kernels' ``Net``: the layout and the codes of the activations and loss."""
         loss = self.loss
         if loss == "log_loss" and self.out_activation_ == "logistic":
             loss = "binary_log_loss"
-        return (
-            K.ACTIVATION_CODES[self.activation],
-            K.ACTIVATION_CODES[self.out_activation_],
-            K.LOSS_CODES[loss],
-        )
+        return make_net(self._layout, activation_code(self.activation),
+                        activation_code(self.out_activation_), loss_code(loss))
 
     # ---- fit ----------------------------------------------------------------------------
 
@@ -365,9 +288,7 @@ class _BaseMLP(BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        n_features = X.shape[1]
-        self.n_outputs_ = y.shape[1]
-        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
+        layer_units = [X.shape[1]] + hidden_layer_sizes + [y.shape[1]]
 
         self._random_state = check_random_state(self.random_state)
         if first_pass:
@@ -385,9 +306,7 @@ class _BaseMLP(BaseEstimator):
             flat = self._flat
         dtype = flat.dtype
         Y = _kernel_array(y, dtype)
-        sw = None
-        if sample_weight is not None:
-            sw = _kernel_array(sample_weight, dtype)
+        sw = None if sample_weight is None else _kernel_array(sample_weight, dtype)
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, Y, sw, incremental)
@@ -412,20 +331,19 @@ class _BaseMLP(BaseEstimator):
         dtype = flat.dtype
         n = X.shape[0]
         X = _kernel_input(X, dtype)
-        a_off, ws_size = activation_offsets(layout, n)
-        acts = aligned_empty(ws_size, dtype)  # (aligned: two threads write their blocks)
-        deltas = aligned_empty(ws_size, dtype)
-        grads = np.empty(layout.size, dtype=dtype)
+        team = one_thread(layout)
+        ws = make_workspace(layout, n, 1, 0, dtype)  # (X is read in place)
+        empty = np.empty(0, dtype=dtype)
+        bufs = Buffers(flat, np.empty(layout.size, dtype=dtype), empty, empty)
         if sw is None:
             sw = _kernel_array(np.ones(n, dtype=dtype))
-        hidden, out_act, loss_code = self._kernel_codes()
+        net = self._net()
+        alpha = float(self.alpha)
 
         def loss_grad(x):
             flat[:] = x
-            loss = K.loss_grad(grads, acts, deltas, flat, X, Y, sw, layout.units,
-                               layout.w_off, layout.b_off, a_off, layout.n_coefs,
-                               hidden, out_act, loss_code, float(self.alpha))
-            return loss, grads.astype(np.float64)
+            loss = _kernels.loss_grad(team, bufs, ws, X, Y, sw, net, alpha)
+            return loss, bufs.grads.astype(np.float64)
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
@@ -443,193 +361,70 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = opt_res.fun
         flat[:] = opt_res.x
 
+    def _early_stopping_split(self, X, Y, sw):
+        """scikit-learn's split of the training rows for early stopping, same draws:
+        (X_train, Y_train, sw_train), and a callable that scores the model on the rest."""
+        # stratified for single-output classifiers, on the binarized labels as
+        # scikit-learn does (bool: its messages)
+        stratify = Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
+        arrays = (X, Y) if sw is None else (X, Y, sw)
+        parts = train_test_split(*arrays, random_state=self._random_state,
+                                 test_size=self.validation_fraction, stratify=stratify)
+        X_train, X_val, Y_train, Y_val = parts[:4]
+        sw_train, sw_val = (None, None) if sw is None else parts[4:]
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        y_val = Y_val
+        if is_classifier(self):
+            y_val = self._label_binarizer.inverse_transform(Y_val.astype(bool))
+        elif y_val.shape[1] == 1:
+            y_val = y_val.ravel()
+        return X_train, Y_train, sw_train, lambda: self._score(X_val, y_val, sw_val)
+
+    def _batch_size(self, n_samples):
+        """scikit-learn's batch size for ``n_samples`` training rows (warned if clipped)."""
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than "
+                "sample size. It is going to be clipped"
+            )
+        return int(np.clip(self.batch_size, 1, n_samples))
+
     def _fit_stochastic(self, X, Y, sw, incremental):
         layout = self._layout
         dtype = self._flat.dtype
         if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = _Optimizer(self, layout.size, dtype)
+            self._optimizer = OPTIMIZERS[self.solver](self, layout.size, dtype)
         opt = self._optimizer
-        opt.state1, opt.state2 = _writable(opt.state1), _writable(opt.state2)
+        opt.moment1, opt.moment2 = _writable(opt.moment1), _writable(opt.moment2)
 
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        if early_stopping:
-            # scikit-learn's split, same draws; stratified for single-output classifiers
-            # stratify on the binarized labels as scikit-learn does (bool: its messages)
-            stratify = Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
-            arrays = (X, Y) if sw is None else (X, Y, sw)
-            parts = train_test_split(
-                *arrays,
-                random_state=self._random_state,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            X_train, X_val, Y_train, Y_val = parts[:4]
-            sw_train, sw_val = (None, None) if sw is None else parts[4:]
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-            y_val = Y_val
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(Y_val.astype(bool))
-            elif y_val.shape[1] == 1:
-                y_val = y_val.ravel()
-        else:
-            X_train, Y_train, sw_train = X, Y, sw
-            X_val = y_val = sw_val = None
-
-        n_samples, n_features = X_train.shape
-        X_train = _kernel_input(X_train, dtype)
-        Y_train = _kernel_array(Y_train)
-        sw_train = _kernel_array(np.ones(n_samples, dtype=dtype) if sw_train is None
-                                 else sw_train)
-        sample_idx = np.arange(n_samples, dtype=np.int64)
-
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than "
-                    "sample size. It is going to be clipped"
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-
-        # Preallocated once per fit: workspace O(batch x sum of widths), gather buffers.
-        a_off, ws_size = activation_offsets(layout, batch_size)
-        acts = aligned_empty(ws_size, dtype)  # (aligned: two threads write their blocks)
-        deltas = aligned_empty(ws_size, dtype)
-        grads = np.empty(layout.size, dtype=dtype)
-        xbuf = np.empty((batch_size, n_features if isinstance(X_train, np.ndarray) else 0),
-                        dtype=dtype)
-        ybuf = np.empty((batch_size, Y_train.shape[1]), dtype=dtype)
-        swbuf = np.empty(batch_size, dtype=dtype)
-        hidden, out_act, loss_code = self._kernel_codes()
-        flops_per_batch = 6.0 * batch_size * float(layout.n_coefs)
-        max_batches = max(1, int(_FLOPS_PER_CALL // flops_per_batch))
-        batches_per_call = min(max_batches, _FIRST_CALL_BATCHES)
-        timed = False  # the first call may compile: not a measure of the next ones
-        flat = self._flat
-        solver = K.SGD if self.solver == "sgd" else K.ADAM
-        # one thread, or two each owning half of every hidden layer (_split.py)
-        cuts = _split.plan(X_train, layout, batch_size)
-        trainer = (_OneThread() if cuts is None else
-                   _split.SplitTrainer(layout, cuts, dtype, batch_size, n_features))
-
-        try:
-            with trainer.session(flat, opt.state1, opt.state2):
-                self.n_iter_ = 0
-                for _ in range(self.max_iter):
-                    if self.shuffle:
-                        # scikit-learn's utils.shuffle(sample_idx, random_state=rs), i.e.
-                        # resample(replace=False): the same draw, without its checks (half
-                        # the time of a small epoch's Python overhead)
-                        order = np.arange(n_samples)
-                        self._random_state.shuffle(order)
-                        sample_idx = sample_idx[order]
-
-                    accumulated_loss = 0.0
-                    first = 0
-                    while first < n_samples:
-                        last = min(first + batches_per_call * batch_size, n_samples)
-                        started = time.perf_counter()
-                        loss_sum, opt.t = trainer(
-                            flat, grads, opt.state1, opt.state2, acts, deltas,
-                            xbuf, ybuf, swbuf, X_train, Y_train, sw_train, sample_idx,
-                            layout.units, layout.w_off, layout.b_off, a_off, layout.n_coefs,
-                            first, last, batch_size, hidden, out_act, loss_code, solver,
-                            float(self.alpha), float(opt.learning_rate),
-                            float(self.momentum), bool(self.nesterovs_momentum),
-                            float(self.beta_1), float(self.beta_2), float(self.epsilon),
-                            opt.t,
-                        )
-                        accumulated_loss += loss_sum
-                        if timed:
-                            batches_per_call = _next_call_batches(
-                                batches_per_call, last - first, batch_size,
-                                time.perf_counter() - started, max_batches,
-                            )
-                        timed = True
-                        first = last
-
-                    self.n_iter_ += 1
-                    self.loss_ = accumulated_loss / n_samples
-                    self.t_ += n_samples
-                    self.loss_curve_.append(self.loss_)
-                    if self.verbose:
-                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-
-                    if early_stopping:
-                        trainer.publish()  # (two threads) the weights, for the score
-                    self._update_no_improvement_count(early_stopping, X_val, y_val,
-                                                      sw_val)
-                    opt.iteration_ends(self.t_)
-
-                    if self._no_improvement_count > self.n_iter_no_change:
-                        if early_stopping:
-                            msg = (
-                                "Validation score did not improve more than "
-                                "tol=%f for %d consecutive epochs."
-                                % (self.tol, self.n_iter_no_change)
-                            )
-                        else:
-                            msg = (
-                                "Training loss did not improve more than tol=%f"
-                                " for %d consecutive epochs."
-                                % (self.tol, self.n_iter_no_change)
-                            )
-                        if opt.trigger_stopping(msg, self.verbose):
-                            break
-                        self._no_improvement_count = 0
-
-                    if incremental:
-                        break
-
-                    if self.n_iter_ == self.max_iter:
-                        warnings.warn(
-                            "Stochastic Optimizer: Maximum iterations (%d) "
-                            "reached and the optimization hasn't converged yet."
-                            % self.max_iter,
-                            ConvergenceWarning,
-                        )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
-        finally:
-            trainer.close()  # (two threads) the helper thread
-
-        if early_stopping:
+        validation = None
+        if self.early_stopping:
+            X, Y, sw, validation = self._early_stopping_split(X, Y, sw)
+        n_samples = X.shape[0]
+        batch_size = self._batch_size(n_samples)
+        X = _kernel_input(X, dtype)
+        data = Batches(X, _kernel_array(Y),
+                       _kernel_array(np.ones(n_samples, dtype=dtype) if sw is None else sw),
+                       np.arange(n_samples, dtype=np.int64), batch_size)
+        # (gradients aligned to a cache line: the two-thread epoch's threads write blocks)
+        bufs = Buffers(self._flat, aligned_empty(layout.size, dtype), opt.moment1,
+                       opt.moment2)
+        trainer = _threads.trainer(X, layout, batch_size, dtype)
+        stopping = _loop.Stopping(self, validation)
+        _loop.train(self, trainer, bufs, data, self._net(), opt,
+                    lambda lr: make_hyper(self, lr), stopping, incremental)
+        if stopping.best_params is not None:
             # Restore the best weights (views stay valid). scikit-learn restores by
             # aliasing (coefs_ = _best_coefs): its best weights are then the live ones,
             # updated in place by a warm-start refit until that refit finds a new best.
-            # A refit that never does keeps its last weights; so here (None: live).
-            if self._best_flat is not None:
-                flat[:] = self._best_flat
-            self._best_flat = None
-
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
-        if early_stopping:
-            val_score = self._score(X_val, y_val, sample_weight=sw_val)
-            self.validation_scores_.append(val_score)
-            if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])
-            last_valid_score = self.validation_scores_[-1]
-            if last_valid_score < (self.best_validation_score_ + self.tol):
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if last_valid_score > self.best_validation_score_:
-                self.best_validation_score_ = last_valid_score
-                self._best_flat = self._flat.copy()
-        else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            # A refit that never does keeps its last weights; so here.
+            self._flat[:] = stopping.best_params
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -682,15 +477,12 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         X = _kernel_input(X, dtype)
         flat = _kernel_array(flat, dtype)
-        layout = self._layout
-        hidden, out_act, _ = self._kernel_codes()
-        h_max = max([1] + [int(h) for h in layout.units[1:-1]])
+        h_max = max([1] + [int(h) for h in self._layout.units[1:-1]])
         rows = max(1, min(_PREDICT_BLOCK_ROWS, n))
         buf_a = np.empty(rows * h_max, dtype=dtype)
         buf_b = np.empty(rows * h_max, dtype=dtype)
         out = np.empty((n, self.n_outputs_), dtype=dtype)
-        K.predict_forward(out, X, flat, layout.units, layout.w_off, layout.b_off,
-                          hidden, out_act, buf_a, buf_b)
+        _kernels.predict_forward(out, X, flat, self._net(), buf_a, buf_b)
         return out
 
     def _score_with_function(self, X, y, sample_weight, score_function):

@@ -1,8 +1,8 @@
 """Numba's cache of fastbp's kernels is dropped when a fastbp source changes.
 
 Numba 0.68 keys a cached function on its own file's content only, but the machine code it
-caches includes what the function inlined from other files (``_split.split_epoch`` from
-``_kernels``, ``_kernels`` from ``_vmath``). ``_config.drop_stale_cache`` keys the whole
+caches includes what the function inlined from other files (``_kernels.train_epoch``
+from ``_losses``, ``_activations`` and ``_vmath``). ``_config.drop_stale_cache`` keys the whole
 cache directory on every such source."""
 
 import os
@@ -54,7 +54,8 @@ def test_every_compiled_source_keys_the_cache():
     Numba caches the kernels in."""
     here = Path(fastbp.__file__).parent
     names = {Path(p).name for p in _config.sources()}
-    assert {"_kernels.py", "_split.py", "_vmath.py", "_blas.py", "_config.py"} <= names
+    assert {"_kernels.py", "_threads.py", "_vmath.py", "_blas.py", "_config.py",
+            "_activations.py", "_losses.py", "_optim.py", "_sync.py"} <= names
     assert all("numba" in p.read_text() for p in here.glob("*.py") if p.name in names)
     cache_dir = Path(_kernels.train_epoch._cache._cache_path)
     if os.environ.get("FASTBP_DISABLE_CACHE", "0") != "1":
@@ -64,8 +65,8 @@ def test_every_compiled_source_keys_the_cache():
 CHILD = """
 import sys, numpy as np
 import fastbp
-from fastbp import _split
-_split.MODE = "always"  # split_epoch: it inlines _kernels.output_delta_and_loss
+from fastbp import _threads
+_threads.MODE = "always"  # train_epoch on two threads: it inlines _losses' code
 X = np.random.default_rng(0).standard_normal((64, 20))
 sw = np.ones(64)
 sw[32:48] = 0.0
@@ -79,8 +80,8 @@ except ZeroDivisionError as e:
 
 @pytest.mark.slow
 def test_an_edited_kernel_reaches_the_kernels_that_inline_it(tmp_path):
-    """A copy of fastbp trains (and caches), then only its _kernels.py changes: the
-    two-thread epoch, cached under _split.py's unchanged content, must run the new code.
+    """A copy of fastbp trains (and caches), then only its _losses.py changes: the
+    epoch, cached under _kernels.py's unchanged content, must run the new code.
     Compiles the two-thread path twice (about 30 s)."""
     package = tmp_path / "fastbp"
     shutil.copytree(Path(fastbp.__file__).parent, package,
@@ -95,6 +96,6 @@ def test_an_edited_kernel_reaches_the_kernels_that_inline_it(tmp_path):
         return out.stdout.strip()
 
     assert run() == "Weights sum to zero, can't be normalized"
-    kernels = package / "_kernels.py"
+    kernels = package / "_losses.py"
     kernels.write_text(kernels.read_text().replace("Weights sum to zero", "Weights add to zero"))
     assert run() == "Weights add to zero, can't be normalized"

@@ -20,7 +20,7 @@ dask_ml_wrappers = pytest.importorskip(
 import dask.array as da  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from test_sklearn_integration import grid_search  # noqa: E402
+from conftest import grid_search  # noqa: E402
 
 import fastbp  # noqa: E402
 

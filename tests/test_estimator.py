@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits, make_regression
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import fastbp
-from fastbp import _kernels, _mlp
+from fastbp import _kernels, _loop, _mlp
 
 PAIRS = [(fastbp.MLPClassifier, sk.MLPClassifier), (fastbp.MLPRegressor, sk.MLPRegressor)]
 
@@ -157,7 +157,7 @@ def test_chunked_epochs_give_the_same_model(digits, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         whole = fastbp.MLPClassifier(**params).fit(X, y)
-        monkeypatch.setattr(_mlp, "_FLOPS_PER_CALL", 1.0)  # one minibatch per call
+        monkeypatch.setattr(_loop, "FLOPS_PER_CALL", 1.0)  # one minibatch per call
         chunked = fastbp.MLPClassifier(**params).fit(X, y)
     np.testing.assert_array_equal(whole._flat, chunked._flat)
     assert whole.loss_curve_ == chunked.loss_curve_

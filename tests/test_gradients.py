@@ -9,10 +9,9 @@ is averaged over outputs (½·mean) but the gradient uses δ = A − Y, i.e. the
 import numpy as np
 import pytest
 import reference as ref
-from test_kernels import HEADS, HIDDEN, targets
+from conftest import HEADS, HIDDEN, kernel_loss_grad, targets
 
-from fastbp import _kernels as K
-from fastbp._layout import activation_offsets, coef_views, intercept_views, make_layout
+from fastbp._layout import coef_views, intercept_views, make_layout
 
 
 def objective(flat, layout, X, Y, sw, hidden, out, loss, alpha):
@@ -37,11 +36,7 @@ def test_gradient_matches_central_differences(hidden, out, loss, k):
     Y = targets(loss, n, k, rng, np.float64)
     sw = rng.uniform(0.5, 2.0, n)
     alpha = 0.05
-    a_off, size = activation_offsets(layout, n)
-    grads = np.empty_like(flat)
-    K.loss_grad(grads, np.empty(size), np.empty(size), flat, X, Y, sw, layout.units,
-                layout.w_off, layout.b_off, a_off, layout.n_coefs, K.ACTIVATION_CODES[hidden],
-                K.ACTIVATION_CODES[out], K.LOSS_CODES[loss], alpha)
+    _, grads = kernel_loss_grad(flat.copy(), layout, X, Y, sw, hidden, out, loss, alpha)
 
     h = 1e-6
     fd = np.empty_like(flat)

@@ -30,7 +30,7 @@ CHILD = textwrap.dedent(
     import numpy as np
     from numba.core import event
     import fastbp
-    from fastbp import _kernels, _split
+    from fastbp import _kernels
 
     cfg = json.loads(sys.argv[1])
     rng = np.random.default_rng(0)
@@ -50,14 +50,14 @@ CHILD = textwrap.dedent(
             return real(*args)
         return call
     announcing.done = False
-    _kernels.train_epoch = announcing(_kernels.train_epoch)
-    real_split = _split.split_epoch
-    thread0 = announcing(real_split)
+    real = _kernels.train_epoch
+    thread0 = announcing(real)
     two_threads = []
-    def split_epoch(tid, *a):
-        two_threads.append(tid)
-        return (thread0 if tid == 0 else real_split)(tid, *a)
-    _split.split_epoch = split_epoch
+    def train_epoch(tid, team, *a):
+        if team.threads == 2:
+            two_threads.append(tid)
+        return (thread0 if tid == 0 else real)(tid, team, *a)
+    _kernels.train_epoch = train_epoch
 
     clf = fastbp.MLPClassifier(max_iter=10**6, tol=0.0, n_iter_no_change=10**9,
                                random_state=0, **params)
@@ -87,7 +87,7 @@ CASES = {
                      solver="adam", early_stopping=False),
     "float32-sgd-early-stopping": dict(n=50_000, features=100, hidden=[512, 256], batch=64,
                                        dtype="float32", solver="sgd", early_stopping=True),
-    # the two-thread epoch (fastbp/_split.py), forced on: helper thread joined on Ctrl-C
+    # the two-thread epoch (fastbp/_threads.py), forced on: helper thread joined on Ctrl-C
     "two-threads": dict(n=50_000, features=100, hidden=[256, 256], batch=64, dtype="float64",
                         solver="adam", early_stopping=False, split=True),
     # per-minibatch overhead, not flops, dominates: a tiny net, batch_size=1, many rows

@@ -6,36 +6,31 @@ CI runs this file a second time with NUMBA_BOUNDSCHECK=1 (see .ci/run).
 import numpy as np
 import pytest
 import reference as ref
-from conftest import RTOL
+from conftest import (
+    HEADS,
+    HIDDEN,
+    RTOL,
+    csr_tuple,
+    kernel_epoch,
+    kernel_loss_grad,
+    net_of,
+    network,
+    targets,
+)
 
-from fastbp import _kernels as K
-from fastbp._layout import activation_offsets, coef_views, intercept_views, make_layout
-
-HIDDEN = ["identity", "logistic", "tanh", "relu"]
-HEADS = [  # (output activation, loss)
-    ("identity", "squared_error"),
-    ("softmax", "log_loss"),
-    ("logistic", "binary_log_loss"),
-    ("exp", "poisson"),
-]
-
-
-def targets(loss, n, k, rng, dtype):
-    """Targets valid for the loss: one-hot for softmax, 0/1, counts, or reals."""
-    if loss == "log_loss":
-        return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
-    if loss == "binary_log_loss":
-        return rng.integers(0, 2, (n, k)).astype(dtype)
-    if loss == "poisson":
-        return rng.poisson(1.5, (n, k)).astype(dtype)
-    return rng.standard_normal((n, k)).astype(dtype)
+from fastbp import _activations, _kernels, _losses, _optim
+from fastbp._activations import code as activation_code
+from fastbp._layout import Buffers, coef_views, intercept_views
+from fastbp._losses import code as loss_code
+from fastbp._optim import Hyper
 
 
-def network(units, rng, dtype, scale=0.5):
-    layout = make_layout(units)
-    flat = (scale * rng.standard_normal(layout.size)).astype(dtype)
-    return layout, flat, coef_views(flat, layout), intercept_views(flat, layout)
+def forward(Z, b, name):
+    _activations.activation_forward_cols(Z, 0, Z.shape[1], b, activation_code(name))
 
+
+def backward(D, A, name):
+    _activations.activation_backward_cols(D, A, 0, D.shape[1], activation_code(name))
 
 @pytest.mark.parametrize("name", HIDDEN + ["exp", "softmax"])
 def test_activation_forward(name, dtype):
@@ -43,9 +38,23 @@ def test_activation_forward(name, dtype):
     Z = rng.standard_normal((7, 5)).astype(dtype) * 3
     b = rng.standard_normal(5).astype(dtype)
     out = Z.copy()
-    K.activation_forward(out, b, K.ACTIVATION_CODES[name])
+    forward(out, b, name)
     np.testing.assert_allclose(out, ref.activation(name, Z + b), rtol=RTOL[dtype])
     assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("name", HIDDEN + ["exp", "softmax"])
+def test_activation_on_a_block_of_columns(name, dtype):
+    """Columns [lo, hi) only (a thread's share): the others are left as they are."""
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((7, 9)).astype(dtype) * 3
+    b = rng.standard_normal(4).astype(dtype)
+    out = Z.copy()
+    _activations.activation_forward_cols(out, 3, 7, b, activation_code(name))
+    np.testing.assert_allclose(out[:, 3:7], ref.activation(name, Z[:, 3:7] + b),
+                               rtol=RTOL[dtype])
+    np.testing.assert_array_equal(out[:, :3], Z[:, :3])
+    np.testing.assert_array_equal(out[:, 7:], Z[:, 7:])
 
 
 @pytest.mark.parametrize("name", HIDDEN)
@@ -55,20 +64,20 @@ def test_activation_backward(name, dtype):
     A[0, 0] = 0 if name == "relu" else A[0, 0]
     D = rng.standard_normal((6, 4)).astype(dtype)
     out = D.copy()
-    K.activation_backward(out, A, K.ACTIVATION_CODES[name])
+    backward(out, A, name)
     np.testing.assert_allclose(out, D * ref.derivative_from_output(name, A), rtol=RTOL[dtype])
 
 
 def test_relu_keeps_nan(dtype):
     """A NaN pre-activation must stay NaN (a diverging fit must not turn silent)."""
     Z = np.array([[np.nan, -1.0, 2.0]], dtype=dtype)
-    K.activation_forward(Z, np.zeros(3, dtype=dtype), K.RELU)
+    forward(Z, np.zeros(3, dtype=dtype), "relu")
     assert np.isnan(Z[0, 0]) and Z[0, 1] == 0 and Z[0, 2] == 2
 
 
 def test_softmax_large_logits_are_stable(dtype):
     Z = np.array([[1e4, 0.0, -1e4], [800.0, 800.0, 800.0]], dtype=dtype)
-    K.activation_forward(Z, np.zeros(3, dtype=dtype), K.SOFTMAX)
+    forward(Z, np.zeros(3, dtype=dtype), "softmax")
     np.testing.assert_allclose(Z, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=RTOL[dtype])
 
 
@@ -78,21 +87,24 @@ def test_dense_forward(name, dtype):
     A_prev = rng.standard_normal((9, 4)).astype(dtype)
     W = rng.standard_normal((4, 3)).astype(dtype)
     b = rng.standard_normal(3).astype(dtype)
-    A = np.empty((9, 3), dtype=dtype)
-    K.dense_forward(A, A_prev, W, b, K.ACTIVATION_CODES[name])
-    np.testing.assert_allclose(A, ref.activation(name, A_prev @ W + b), rtol=RTOL[dtype], atol=1e-6)
+    A = np.full((9, 5), np.nan, dtype=dtype)
+    _kernels.dense_forward(A, 1, 4, A_prev, W, b, activation_code(name))  # columns 1-3
+    np.testing.assert_allclose(A[:, 1:4], ref.activation(name, A_prev @ W + b),
+                               rtol=RTOL[dtype], atol=1e-6)
+    assert np.isnan(A[:, [0, 4]]).all()
 
 
-def test_dense_backward(dtype):
+def test_weight_and_bias_sums(dtype):
+    """The sums of eq. (4) on a block of columns: Xᵀ D[:, lo:hi] and Σ_rows D[:, lo:hi]."""
     rng = np.random.default_rng(3)
     A_prev = rng.standard_normal((9, 4)).astype(dtype)
-    W = rng.standard_normal((4, 3)).astype(dtype)
-    D = rng.standard_normal((9, 3)).astype(dtype)
-    dW = np.empty_like(W)
+    D = rng.standard_normal((9, 5)).astype(dtype)
+    dW = np.empty((4, 3), dtype=dtype)
     db = np.empty(3, dtype=dtype)
-    K.dense_backward(dW, db, D, A_prev)
-    np.testing.assert_allclose(dW, A_prev.T @ D, rtol=RTOL[dtype])
-    np.testing.assert_allclose(db, D.sum(axis=0), rtol=RTOL[dtype])
+    _kernels.dot_xtd(dW, A_prev, D, 2, 5)
+    _kernels.column_sums(db, D, 2, 5)
+    np.testing.assert_allclose(dW, A_prev.T @ D[:, 2:], rtol=RTOL[dtype])
+    np.testing.assert_allclose(db, D[:, 2:].sum(axis=0), rtol=RTOL[dtype])
 
 
 def test_finish_gradient(dtype):
@@ -100,7 +112,7 @@ def test_finish_gradient(dtype):
     rng = np.random.default_rng(3)
     g, p = (rng.standard_normal(20).astype(dtype) for _ in range(2))
     want = np.concatenate([(g[:12] + 0.3 * p[:12]) / 7.5, g[12:] / 7.5])
-    K.finish_gradient(g, p, 12, 0.3, 7.5)
+    _kernels.finish_gradient(g, p, 12, 0.3, 7.5)
     np.testing.assert_allclose(g, want, rtol=RTOL[dtype])
 
 
@@ -112,10 +124,12 @@ def test_output_delta_and_loss(out, loss, k, dtype):
     Y = targets(loss, 8, k, rng, dtype)
     sw = rng.uniform(0.5, 2.0, 8).astype(dtype)
     D = np.empty_like(A)
-    value, S = K.output_delta_and_loss(D, A, Y, sw, K.LOSS_CODES[loss])
+    value, S = _losses.output_delta_and_loss(D, A, Y, sw, loss_code(loss))
     np.testing.assert_allclose(D, (A - Y) * sw[:, None], rtol=RTOL[dtype])
     np.testing.assert_allclose(S, sw.sum(), rtol=RTOL[dtype])
     np.testing.assert_allclose(value, ref.data_loss(loss, A, Y, sw), rtol=RTOL[dtype])
+    alone, S2 = _losses.data_loss(A, Y, sw, loss_code(loss))  # the loss alone
+    assert (alone, S2) == (value, S)
 
 
 def test_log_losses_are_clipped(dtype):
@@ -123,7 +137,8 @@ def test_log_losses_are_clipped(dtype):
     A = np.array([[0.0, 1.0]], dtype=dtype)
     Y = np.array([[1.0, 0.0]], dtype=dtype)
     for loss in ("log_loss", "binary_log_loss"):
-        value, _ = K.output_delta_and_loss(np.empty_like(A), A, Y, np.ones(1, dtype), K.LOSS_CODES[loss])
+        value, _ = _losses.output_delta_and_loss(np.empty_like(A), A, Y, np.ones(1, dtype),
+                                                 loss_code(loss))
         assert np.isfinite(value)
         np.testing.assert_allclose(value, ref.data_loss(loss, A, Y, np.ones(1, dtype)), rtol=RTOL[dtype])
 
@@ -138,12 +153,7 @@ def test_loss_grad(hidden, out, loss, dtype):
     X = rng.standard_normal((n, 4)).astype(dtype)
     Y = targets(loss, n, units[-1], rng, dtype)
     sw = rng.uniform(0.5, 2.0, n).astype(dtype)
-    a_off, size = activation_offsets(layout, n)
-    grads = np.empty_like(flat)
-    acts, deltas = np.empty(size, dtype), np.empty(size, dtype)
-    J = K.loss_grad(grads, acts, deltas, flat, X, Y, sw, layout.units, layout.w_off,
-                    layout.b_off, a_off, layout.n_coefs, K.ACTIVATION_CODES[hidden],
-                    K.ACTIVATION_CODES[out], K.LOSS_CODES[loss], 0.1)
+    J, grads = kernel_loss_grad(flat, layout, X, Y, sw, hidden, out, loss, 0.1)
     J_ref, dWs, dbs = ref.loss_grad(Ws, bs, X, Y, sw, hidden, out, loss, 0.1)
     np.testing.assert_allclose(J, J_ref, rtol=RTOL[dtype])
     for got, want in zip(coef_views(grads, layout) + intercept_views(grads, layout), dWs + dbs):
@@ -153,8 +163,12 @@ def test_loss_grad(hidden, out, loss, dtype):
 def finished(sums, p, n_coefs, alpha, scale):
     """The gradient the optimizers finish on the fly, by ``finish_gradient``."""
     g = sums.copy()
-    K.finish_gradient(g, p, n_coefs, alpha, scale)
+    _kernels.finish_gradient(g, p, n_coefs, alpha, scale)
     return g
+
+
+def hyper(solver, alpha, lr=0.1, momentum=0.9, nesterov=True):
+    return Hyper(solver, alpha, lr, momentum, nesterov, 0.9, 0.999, 1e-8)
 
 
 @pytest.mark.parametrize("nesterov", [True, False])
@@ -166,10 +180,12 @@ def test_sgd_update(nesterov, dtype):
     g = finished(sums, p, 30, 0.2, 3.0)
     want_p, want_v = ref.sgd(p, v, g, 0.1, 0.9, nesterov)
     q, w = p.copy(), v.copy()
-    K.sgd_update(p, v, sums, 0, 30, p.size, 0.2, 3.0, 0.1, 0.9, nesterov)
+    _optim.sgd_update(p, v, sums, 0, 30, p.size, hyper(_optim.SGD, 0.2, nesterov=nesterov),
+                      3.0, 0.1)
     np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
     np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
-    K.sgd_update(q, w, g, 0, 0, q.size, 0.0, 1.0, 0.1, 0.9, nesterov)  # g already finished
+    _optim.sgd_update(q, w, g, 0, 0, q.size, hyper(_optim.SGD, 0.0, nesterov=nesterov), 1.0,
+                      0.1)  # g already finished
     np.testing.assert_array_equal(p, q)
     np.testing.assert_array_equal(v, w)
 
@@ -181,14 +197,15 @@ def test_adam_update(dtype):
     t = 3
     g = finished(sums, p, 30, 0.2, 3.0)
     want_p, want_m, want_v = ref.adam(p, m, v, g, 0.01, 0.9, 0.999, 1e-8, t)
-    lr_t = K.adam_step_size(0.01, 0.9, 0.999, t)
+    lr_t = _optim.adam_step_size(0.01, 0.9, 0.999, t)
     assert lr_t == 0.01 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
     q, m2, v2 = p.copy(), m.copy(), v.copy()
-    K.adam_update(p, m, v, sums, 0, 30, p.size, 0.2, 3.0, lr_t, 0.9, 0.999, 1e-8)
+    _optim.adam_update(p, m, v, sums, 0, 30, p.size, hyper(_optim.ADAM, 0.2), 3.0, lr_t)
     np.testing.assert_allclose(p, want_p, rtol=RTOL[dtype])
     np.testing.assert_allclose(m, want_m, rtol=RTOL[dtype])
     np.testing.assert_allclose(v, want_v, rtol=RTOL[dtype])
-    K.adam_update(q, m2, v2, g, 0, 0, q.size, 0.0, 1.0, lr_t, 0.9, 0.999, 1e-8)  # g already finished
+    _optim.adam_update(q, m2, v2, g, 0, 0, q.size, hyper(_optim.ADAM, 0.0), 1.0,
+                       lr_t)  # g already finished
     for got, want in ((p, q), (m, m2), (v, v2)):
         np.testing.assert_array_equal(got, want)
 
@@ -205,19 +222,12 @@ def test_train_epoch_matches_batch_by_batch_reference(solver, dtype):
     Y = targets("log_loss", n, 3, rng, dtype)
     sw = np.ones(n, dtype)
     perm = rng.permutation(n).astype(np.int64)
-    s1, s2 = np.zeros_like(flat), np.zeros_like(flat)
-    a_off, size = activation_offsets(layout, B)
-    args = (np.empty(size, dtype), np.empty(size, dtype), np.empty((B, 3), dtype),
-            np.empty((B, 3), dtype), np.empty(B, dtype), X, Y, sw, perm, layout.units,
-            layout.w_off, layout.b_off, a_off, layout.n_coefs)
-    solver_code = K.SGD if solver == "sgd" else K.ADAM
-    hyper = (0.01, 0.05, 0.9, True, 0.9, 0.999, 1e-8)
-    grads = np.empty_like(flat)
+    bufs = Buffers(flat, np.empty_like(flat), np.zeros_like(flat), np.zeros_like(flat))
+    h = Hyper(_optim.OPTIMIZERS[solver].code, 0.01, 0.05, 0.9, True, 0.9, 0.999, 1e-8)
+    net = net_of(layout, "tanh", "softmax", "log_loss")
     p = flat.astype(np.float64)
-    loss1, t = K.train_epoch(flat, grads, s1, s2, *args, 0, 10, B, K.TANH, K.SOFTMAX,
-                             K.LOG_LOSS, solver_code, *hyper, 0)
-    loss2, t = K.train_epoch(flat, grads, s1, s2, *args, 10, n, B, K.TANH, K.SOFTMAX,
-                             K.LOG_LOSS, solver_code, *hyper, t)
+    loss1, t = kernel_epoch(bufs, layout, X, Y, sw, perm, B, net, h, 0, 10, 0)
+    loss2, t = kernel_epoch(bufs, layout, X, Y, sw, perm, B, net, h, 10, n, t)
     assert t == (5 if solver == "adam" else 0)
 
     # reference: plain NumPy in float64, batch by batch
@@ -247,19 +257,11 @@ def test_predict_forward_blocks(units, dtype):
     X = rng.standard_normal((13, 4)).astype(dtype)
     h_max = max([1] + units[1:-1])
     out = np.empty((13, units[-1]), dtype)
-    K.predict_forward(out, X, flat, layout.units, layout.w_off, layout.b_off, K.RELU,
-                      K.SOFTMAX if units[-1] > 1 else K.LOGISTIC,
-                      np.empty(4 * h_max, dtype), np.empty(4 * h_max, dtype))
+    net = net_of(layout, "relu", "softmax" if units[-1] > 1 else "logistic", "log_loss")
+    _kernels.predict_forward(out, X, flat, net, np.empty(4 * h_max, dtype),
+                             np.empty(4 * h_max, dtype))
     want = ref.forward(Ws, bs, X, "relu", "softmax" if units[-1] > 1 else "logistic")[-1]
     np.testing.assert_allclose(out, want, rtol=RTOL[dtype] * 10)
-
-
-def csr_tuple(X, dtype, rows=None):
-    import scipy.sparse as sp
-
-    M = sp.csr_matrix(X)
-    rows = np.arange(X.shape[0], dtype=np.int64) if rows is None else rows
-    return (M.data.astype(dtype), M.indices, M.indptr, rows)
 
 
 def sparse_matrix(n, f, rng, dtype):
@@ -275,12 +277,13 @@ def test_first_layer_products_csr(dtype):
     rows = rng.permutation(12)[:5].astype(np.int64)
     W = rng.standard_normal((7, 4)).astype(dtype)
     D = rng.standard_normal((5, 4)).astype(dtype)
-    Z = np.full((5, 4), np.nan, dtype)
-    K.dot_xw(Z, csr_tuple(X, dtype, rows), W)
-    dW = np.full((7, 4), np.nan, dtype)
-    K.dense_backward(dW, np.empty(4, dtype), D, csr_tuple(X, dtype, rows))
-    np.testing.assert_allclose(Z, X[rows] @ W, rtol=RTOL[dtype])
-    np.testing.assert_allclose(dW, X[rows].T @ D, rtol=RTOL[dtype], atol=RTOL[dtype])
+    Z = np.full((5, 6), np.nan, dtype)
+    _kernels.dot_xw(Z, 1, 5, csr_tuple(X, dtype, rows), W)  # columns 1-4
+    dW = np.full((7, 3), np.nan, dtype)
+    _kernels.dot_xtd(dW, csr_tuple(X, dtype, rows), D, 1, 4)
+    np.testing.assert_allclose(Z[:, 1:5], X[rows] @ W, rtol=RTOL[dtype])
+    assert np.isnan(Z[:, [0, 5]]).all()
+    np.testing.assert_allclose(dW, X[rows].T @ D[:, 1:], rtol=RTOL[dtype], atol=RTOL[dtype])
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
@@ -292,19 +295,15 @@ def test_train_epoch_csr_equals_dense(solver, dtype):
     X = sparse_matrix(n, 6, rng, dtype)
     Y = targets("binary_log_loss", n, 2, rng, dtype)
     perm = rng.permutation(n).astype(np.int64)
-    a_off, size = activation_offsets(layout, B)
     results = []
-    for Xk, xbuf in ((X, np.empty((B, 6), dtype)), (csr_tuple(X, dtype), np.empty((B, 0), dtype))):
-        p = flat.copy()
-        s1, s2 = np.zeros_like(p), np.zeros_like(p)
-        loss, _ = K.train_epoch(p, np.empty_like(p), s1, s2, np.empty(size, dtype),
-                                np.empty(size, dtype), xbuf, np.empty((B, 2), dtype),
-                                np.empty(B, dtype), Xk, Y, np.ones(n, dtype), perm,
-                                layout.units, layout.w_off, layout.b_off, a_off,
-                                layout.n_coefs, 0, n, B, K.RELU, K.LOGISTIC,
-                                K.BINARY_LOG_LOSS, K.SGD if solver == "sgd" else K.ADAM,
-                                1e-3, 0.05, 0.9, True, 0.9, 0.999, 1e-8, 0)
-        results.append((loss, p))
+    net = net_of(layout, "relu", "logistic", "binary_log_loss")
+    h = Hyper(_optim.OPTIMIZERS[solver].code, 1e-3, 0.05, 0.9, True, 0.9, 0.999, 1e-8)
+    for Xk in (X, csr_tuple(X, dtype)):
+        bufs = Buffers(flat.copy(), np.empty_like(flat), np.zeros_like(flat),
+                       np.zeros_like(flat))
+        loss, _ = kernel_epoch(bufs, layout, Xk, Y, np.ones(n, dtype), perm, B, net, h, 0,
+                               n, 0)
+        results.append((loss, bufs.params))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=RTOL[dtype])
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=RTOL[dtype] * 10, atol=RTOL[dtype])
 
@@ -315,6 +314,7 @@ def test_predict_forward_csr(dtype):
     layout, flat, Ws, bs = network(units, rng, dtype)
     X = sparse_matrix(11, 6, rng, dtype)
     out = np.empty((11, 3), dtype)
-    K.predict_forward(out, csr_tuple(X, dtype), flat, layout.units, layout.w_off, layout.b_off,
-                      K.TANH, K.SOFTMAX, np.empty(4 * 5, dtype), np.empty(4 * 5, dtype))
+    _kernels.predict_forward(out, csr_tuple(X, dtype), flat,
+                             net_of(layout, "tanh", "softmax", "log_loss"),
+                             np.empty(4 * 5, dtype), np.empty(4 * 5, dtype))
     np.testing.assert_allclose(out, ref.forward(Ws, bs, X, "tanh", "softmax")[-1], rtol=RTOL[dtype] * 10)

@@ -178,7 +178,8 @@ def test_kernels_allocate_nothing_per_minibatch(nrt_stats, monkeypatch):
     def counting(*args):
         before = nrt_stats()
         out = real(*args)
-        batches = -(-(args[19] - args[18]) // args[20])  # ceil((last - first) / batch)
+        first, last, batch = args[7], args[8], args[4].batch_size
+        batches = -(-(last - first) // batch)
         per_call.append((batches, *(nrt_stats() - before)))
         return out
 

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn import neural_network as sk
-from test_parity import ACTIVATIONS, assert_same_model, estimators, make_task
+from conftest import ACTIVATIONS, assert_same_model, estimators, make_task
 
 import fastbp
 

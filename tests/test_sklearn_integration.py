@@ -17,6 +17,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from conftest import grid_search
 
 import fastbp
 
@@ -103,14 +104,6 @@ def test_metadata_routing_sample_weight(digits):
         unweighted.fit(StandardScaler().fit_transform(X), y)
     np.testing.assert_array_equal(pipe[-1]._flat, direct._flat)
     assert not np.array_equal(direct._flat, unweighted._flat)
-
-
-def grid_search(X, y, n_jobs=None):
-    pipe = make_pipeline(StandardScaler(), fastbp.MLPClassifier(max_iter=15, random_state=0))
-    grid = {"mlpclassifier__alpha": [1e-4, 1e-1], "mlpclassifier__hidden_layer_sizes": [(8,), (16,)]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return GridSearchCV(pipe, grid, cv=3, n_jobs=n_jobs).fit(X, y)
 
 
 def test_grid_search_in_processes_and_threads_matches_serial(digits):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn import neural_network as sk
-from test_parity import assert_same_model, estimators
+from conftest import assert_same_model, estimators
 
 import fastbp
 

@@ -1,7 +1,7 @@
-"""The two-thread epoch (fastbp/_split.py): the same model as the one-thread epoch, when it
+"""The two-thread epoch (fastbp/_threads.py: two threads running _kernels.train_epoch): the same model as the one-thread epoch, when it
 runs, its building blocks, and how it fails.
 
-``_split.MODE = "always"`` forces it on nets of any size (the size rules of ``plan`` would
+``_threads.MODE = "always"`` forces it on nets of any size (the size rules of ``plan`` would
 leave these small, fast test nets on one thread); "never" forces it off.
 """
 
@@ -15,29 +15,29 @@ import pytest
 import scipy.sparse
 from numba.core.registry import CPUDispatcher
 from sklearn import neural_network as sk
-from test_parity import ACTIVATIONS, SOLVERS, TASKS, assert_same_model, make_task
+from conftest import ACTIVATIONS, SOLVERS, TASKS, assert_same_model, make_task
 from threadpoolctl import threadpool_limits
 
 import fastbp
-from fastbp import _blas, _split
+from fastbp import _activations, _blas, _kernels, _losses, _optim, _sync, _threads
 from fastbp._layout import make_layout
 
 
 def fit(est, mode, monkeypatch, X, y, calls=None, **fit_params):
     """``est.fit`` with the two-thread epoch forced on or off; counts its calls."""
-    monkeypatch.setattr(_split, "MODE", mode)
-    real = _split.SplitTrainer.__call__
+    monkeypatch.setattr(_threads, "MODE", mode)
+    real = _threads.SplitTrainer.__call__
     seen = [] if calls is None else calls
 
     def counting(self, *args):
         seen.append(1)
         return real(self, *args)
 
-    monkeypatch.setattr(_split.SplitTrainer, "__call__", counting)
+    monkeypatch.setattr(_threads.SplitTrainer, "__call__", counting)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X, y, **fit_params)
-    monkeypatch.setattr(_split.SplitTrainer, "__call__", real)
+    monkeypatch.setattr(_threads.SplitTrainer, "__call__", real)
     return est
 
 
@@ -87,7 +87,7 @@ def test_two_threads_give_the_one_thread_model(case, kind, solver, dtype, monkey
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_two_threads_give_scikit_learns_model(activation, solver, task, monkeypatch):
     """test_parity's grid (one schedule) on two threads: scikit-learn's model to 1e-9."""
-    from test_parity import estimators
+    from conftest import estimators
 
     X, y = make_task(task)
     params = dict(hidden_layer_sizes=(7, 5), activation=activation, alpha=1e-3,
@@ -119,7 +119,7 @@ def test_same_bits_every_run_and_through_partial_fit(monkeypatch):
         a = fit(fastbp.MLPClassifier(max_iter=3, early_stopping=True, **params), "always",
                 monkeypatch, X, y, calls)
         b = fastbp.MLPClassifier(**params)
-        monkeypatch.setattr(_split, "MODE", "always")
+        monkeypatch.setattr(_threads, "MODE", "always")
         for _ in range(3):
             b.partial_fit(X, y, classes=[0, 1])
         runs.append((a, b))
@@ -129,7 +129,7 @@ def test_same_bits_every_run_and_through_partial_fit(monkeypatch):
             np.testing.assert_array_equal(wa, wb)
         assert first.loss_curve_ == second.loss_curve_
     # and partial_fit on two threads = partial_fit on one, to rounding
-    monkeypatch.setattr(_split, "MODE", "never")
+    monkeypatch.setattr(_threads, "MODE", "never")
     c = fastbp.MLPClassifier(**params)
     for _ in range(3):
         c.partial_fit(X, y, classes=[0, 1])
@@ -159,7 +159,7 @@ def test_one_minibatch_per_call_gives_the_same_bits(monkeypatch):
     """Epochs cut into one kernel call per minibatch (as Ctrl-C's chunking can) give the
     bits of whole-epoch calls: the shared gather buffers' alternation and the split layout
     carry nothing wrong across calls. Odd minibatch counts, a short last minibatch."""
-    from fastbp import _mlp
+    from fastbp import _loop
 
     rng = np.random.default_rng(5)
     X = rng.standard_normal((301, 24))
@@ -168,7 +168,7 @@ def test_one_minibatch_per_call_gives_the_same_bits(monkeypatch):
     calls = []
     whole = fit(fastbp.MLPClassifier(**params), "always", monkeypatch, X, y, calls)
     per_epoch = len(calls)
-    monkeypatch.setattr(_mlp, "_FLOPS_PER_CALL", 1.0)  # one minibatch per call
+    monkeypatch.setattr(_loop, "FLOPS_PER_CALL", 1.0)  # one minibatch per call
     calls = []
     chunked = fit(fastbp.MLPClassifier(**params), "always", monkeypatch, X, y, calls)
     assert len(calls) == 3 * 8 > per_epoch  # 301 rows: 8 minibatches an epoch
@@ -185,33 +185,33 @@ def qualifying_fit_inputs():
 
 def test_plan_follows_its_rules(monkeypatch):
     X, layout, batch = qualifying_fit_inputs()
-    monkeypatch.setattr(_split, "MODE", "auto")
-    two = min(_split._cpu_count(), _split._blas_threads()) == 2
-    cuts = _split.plan(X, layout, batch)
+    monkeypatch.setattr(_threads, "MODE", "auto")
+    two = min(_threads._cpu_count(), _threads._blas_threads()) == 2
+    cuts = _threads.plan(X, layout, batch)
     if two:
-        np.testing.assert_array_equal(cuts, [128, 128, 0])
+        np.testing.assert_array_equal(cuts, [100, 128, 128, 10])
     else:  # one core or BLAS thread: nothing to split; more: BLAS uses them all
         assert cuts is None
     # never: sparse X, no hidden layer, too large a batch, too little work, a thin layer
-    assert _split.plan(scipy.sparse.csr_matrix(X), layout, batch) is None
-    assert _split.plan(X, make_layout([100, 10]), batch) is None
-    assert _split.plan(X, layout, _split.MAX_BATCH + 1) is None
-    assert _split.plan(X, make_layout([20, 32, 5]), 32) is None
-    assert _split.plan(X, make_layout([100, 256, 8, 10]), batch) is None
-    assert _split.plan(X[:64], layout, batch) is None  # an epoch too short to share
+    assert _threads.plan(scipy.sparse.csr_matrix(X), layout, batch) is None
+    assert _threads.plan(X, make_layout([100, 10]), batch) is None
+    assert _threads.plan(X, layout, _threads.MAX_BATCH + 1) is None
+    assert _threads.plan(X, make_layout([20, 32, 5]), 32) is None
+    assert _threads.plan(X, make_layout([100, 256, 8, 10]), batch) is None
+    assert _threads.plan(X[:64], layout, batch) is None  # an epoch too short to share
     # nor with BLAS held to one thread, nor from a thread other than the main one
     with threadpool_limits(1, user_api="blas"):
-        assert _split.plan(X, layout, batch) is None
+        assert _threads.plan(X, layout, batch) is None
     found = []
-    worker = threading.Thread(target=lambda: found.append(_split.plan(X, layout, batch)))
+    worker = threading.Thread(target=lambda: found.append(_threads.plan(X, layout, batch)))
     worker.start()
     worker.join()
     assert found == [None]
-    monkeypatch.setattr(_split, "MODE", "never")
-    assert _split.plan(X, layout, batch) is None
-    monkeypatch.setattr(_split, "MODE", "always")  # size rules off; the others hold
-    np.testing.assert_array_equal(_split.plan(X, make_layout([20, 32, 5]), 32), [16, 0])
-    assert _split.plan(scipy.sparse.csr_matrix(X), layout, batch) is None
+    monkeypatch.setattr(_threads, "MODE", "never")
+    assert _threads.plan(X, layout, batch) is None
+    monkeypatch.setattr(_threads, "MODE", "always")  # size rules off; the others hold
+    np.testing.assert_array_equal(_threads.plan(X, make_layout([20, 32, 5]), 32), [20, 16, 5])
+    assert _threads.plan(scipy.sparse.csr_matrix(X), layout, batch) is None
 
 
 def test_blas_control_is_given_back_and_respected(monkeypatch):
@@ -220,7 +220,7 @@ def test_blas_control_is_given_back_and_respected(monkeypatch):
     ``threadpool_limits`` works. While another thread holds it, ``plan`` says no: the
     session could not hold BLAS at one thread, and both threads' products would run on
     two (80x slower on 2 cores)."""
-    monkeypatch.setattr(_split, "MODE", "always")
+    monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((300, 10))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -229,7 +229,7 @@ def test_blas_control_is_given_back_and_respected(monkeypatch):
 
     def limited():
         with threadpool_limits(1, user_api="blas"):
-            seen.append(_split._blas_threads())
+            seen.append(_threads._blas_threads())
 
     worker = threading.Thread(target=limited)
     worker.start()
@@ -249,47 +249,47 @@ def test_blas_control_is_given_back_and_respected(monkeypatch):
     inside.wait()
     try:
         with threadpool_limits(1, user_api="blas"):
-            ignored = _split._blas_threads() != 1  # (threadpoolctl >= 3.8)
-        assert (_split.plan(X, layout, batch) is None) == ignored
+            ignored = _threads._blas_threads() != 1  # (threadpoolctl >= 3.8)
+        assert (_threads.plan(X, layout, batch) is None) == ignored
     finally:
         done.set()
         worker.join()
-    assert _split.plan(X, layout, batch) is not None
+    assert _threads.plan(X, layout, batch) is not None
 
 
 @pytest.mark.parametrize("width,cut", [(2, 1), (7, 3), (16, 8), (100, 48), (128, 64),
                                        (1000, 496), (1024, 512)])
 def test_column_cut(width, cut):
-    assert _split.column_cut(width) == cut
+    assert _threads.column_cut(width) == cut
 
 
 def test_relayout_round_trip_and_blocks():
     layout = make_layout([5, 7, 6, 3])
-    cuts = np.array([_split.column_cut(7), _split.column_cut(6), 0])
-    ws_off = _split.split_layout(layout, cuts)
+    cuts = np.array([5, _threads.column_cut(7), _threads.column_cut(6), 3])
+    ws_off = _threads.split_layout(layout, cuts)
     flat = np.arange(layout.size, dtype=np.float64)
     split = np.empty_like(flat)
-    _split.relayout(split, flat, layout.units, layout.w_off, ws_off, cuts, True)
+    _threads.relayout(split, flat, layout.units, layout.w_off, ws_off, cuts, True)
     for l in range(2):  # hidden layers: two C-ordered column blocks in W_l's place
         n_in, n = layout.units[l], layout.units[l + 1]
         W = flat[layout.w_off[l]: layout.w_off[l] + n_in * n].reshape(n_in, n)
-        c = cuts[l]
+        c = cuts[l + 1]
         left = split[ws_off[l, 0]: ws_off[l, 0] + n_in * c].reshape(n_in, c)
         right = split[ws_off[l, 1]: ws_off[l, 1] + n_in * (n - c)].reshape(n_in, n - c)
         np.testing.assert_array_equal(left, W[:, :c])
         np.testing.assert_array_equal(right, W[:, c:])
     np.testing.assert_array_equal(split[layout.w_off[2]:], flat[layout.w_off[2]:])
     back = np.empty_like(flat)
-    _split.relayout(back, split, layout.units, layout.w_off, ws_off, cuts, False)
+    _threads.relayout(back, split, layout.units, layout.w_off, ws_off, cuts, False)
     np.testing.assert_array_equal(back, flat)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_sumsq(dtype):
     x = np.random.default_rng(0).standard_normal(1003).astype(dtype)
-    assert _split.sumsq(x) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
-                                            rel=1e-13)
-    assert _split.sumsq(x[:0]) == 0.0
+    assert _kernels.sumsq(x) == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)),
+                                              rel=1e-13)
+    assert _kernels.sumsq(x[:0]) == 0.0
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -329,7 +329,7 @@ def test_gemm_checks_what_it_is_given():
 
 
 def test_kernels_release_the_gil():
-    for module in (_split, _blas):
+    for module in (_threads, _blas, _kernels, _sync, _activations, _losses, _optim):
         for name, kernel in vars(module).items():
             if isinstance(kernel, CPUDispatcher):
                 assert kernel.targetoptions.get("nogil") is True, name
@@ -342,29 +342,29 @@ def helper_threads():
 def test_a_failing_thread_stops_both_and_raises(monkeypatch):
     """If the helper thread fails, the other leaves its next barrier and the error is
     raised by fit; nothing hangs, no thread is left behind, BLAS's setting is restored."""
-    real = _split.split_epoch
+    real = _kernels.train_epoch
 
     def failing_helper(tid, *args):
         if tid == 1:
             raise RuntimeError("helper failed")
         return real(tid, *args)
 
-    monkeypatch.setattr(_split, "split_epoch", failing_helper)
-    monkeypatch.setattr(_split, "MODE", "always")
+    monkeypatch.setattr(_kernels, "train_epoch", failing_helper)
+    monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((200, 10))
-    threads_before = _split._blas_threads()
+    threads_before = _threads._blas_threads()
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="helper failed"):
         fastbp.MLPClassifier((16,), batch_size=20, max_iter=2).fit(X, X[:, 0] > 0)
     assert time.monotonic() - started < 30
     assert not helper_threads()
-    assert _split._blas_threads() == threads_before
+    assert _threads._blas_threads() == threads_before
 
 
 def test_weights_summing_to_zero_raise_on_two_threads(monkeypatch):
     """Both threads compute the head, so both raise scikit-learn's ZeroDivisionError at a
     minibatch whose weights sum to zero: fit raises it, and no helper is left behind."""
-    monkeypatch.setattr(_split, "MODE", "always")
+    monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((64, 20))
     sw = np.ones(64)
     sw[32:48] = 0.0  # the third minibatch of 16
@@ -379,7 +379,7 @@ def test_weights_summing_to_zero_raise_on_two_threads(monkeypatch):
 def test_keyboard_interrupt_joins_the_helper(monkeypatch):
     """Ctrl-C during a two-thread call: scikit-learn's warning, the helper joined before
     fit returns, the model back in its own layout (it predicts as the weights say)."""
-    real = _split.split_epoch
+    real = _kernels.train_epoch
     calls = []
 
     def interrupted(tid, *args):
@@ -390,8 +390,8 @@ def test_keyboard_interrupt_joins_the_helper(monkeypatch):
                 raise KeyboardInterrupt  # as a signal handler would, when the call returns
         return out
 
-    monkeypatch.setattr(_split, "split_epoch", interrupted)
-    monkeypatch.setattr(_split, "MODE", "always")
+    monkeypatch.setattr(_kernels, "train_epoch", interrupted)
+    monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((300, 10))
     y = (X[:, 0] > 0).astype(int)
     clf = fastbp.MLPClassifier((24,), batch_size=30, max_iter=50, random_state=0)
@@ -411,7 +411,7 @@ def _interrupted_fit(monkeypatch, signals):
     """A two-thread Adam fit stopped during its third kernel call: by a raised
     KeyboardInterrupt after the call (``signals=False``), or by a real Ctrl-C in the
     call and a second one while the session copies the model back (``signals=True``)."""
-    real_epoch, real_relayout = _split.split_epoch, _split.relayout
+    real_epoch, real_relayout = _kernels.train_epoch, _threads.relayout
     calls = []
 
     def epoch(tid, *args):
@@ -429,9 +429,9 @@ def _interrupted_fit(monkeypatch, signals):
             signal.raise_signal(signal.SIGINT)  # the second Ctrl-C, in the clean-up
         return real_relayout(dst, src, *args)
 
-    monkeypatch.setattr(_split, "split_epoch", epoch)
-    monkeypatch.setattr(_split, "relayout", relayout)
-    monkeypatch.setattr(_split, "MODE", "always")
+    monkeypatch.setattr(_kernels, "train_epoch", epoch)
+    monkeypatch.setattr(_threads, "relayout", relayout)
+    monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((300, 10))
     clf = fastbp.MLPClassifier((24,), batch_size=30, max_iter=50, random_state=0)
     with pytest.warns(UserWarning, match="Training interrupted by user."):
@@ -445,15 +445,15 @@ def test_a_second_ctrl_c_does_not_cut_the_clean_up(monkeypatch):
     KeyboardInterrupt would; the second is held until the clean-up is done: the same
     model and optimizer state, no helper left, BLAS's thread count and Python's SIGINT
     handler given back."""
-    threads_before = _split._blas_threads()
+    threads_before = _threads._blas_threads()
     a = _interrupted_fit(monkeypatch, signals=False)
     b = _interrupted_fit(monkeypatch, signals=True)
     assert a.n_iter_ == b.n_iter_ == 2
     np.testing.assert_array_equal(a._flat, b._flat)
-    np.testing.assert_array_equal(a._optimizer.state1, b._optimizer.state1)
-    np.testing.assert_array_equal(a._optimizer.state2, b._optimizer.state2)
+    np.testing.assert_array_equal(a._optimizer.moment1, b._optimizer.moment1)
+    np.testing.assert_array_equal(a._optimizer.moment2, b._optimizer.moment2)
     assert not helper_threads()
-    assert _split._blas_threads() == threads_before
+    assert _threads._blas_threads() == threads_before
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -461,7 +461,7 @@ def test_ctrl_c_reaches_a_handler_of_ones_own(monkeypatch):
     """Where the program set its own SIGINT handler, a Ctrl-C during a two-thread call
     runs that handler once, after the call, and the fit goes on as the handler says
     (this one only counts); the handler is in place again after the fit."""
-    real = _split.split_epoch
+    real = _kernels.train_epoch
     calls, handled = [], []
 
     def epoch(tid, *args):
@@ -474,8 +474,8 @@ def test_ctrl_c_reaches_a_handler_of_ones_own(monkeypatch):
     def handler(signum, frame):
         handled.append(len(calls))
 
-    monkeypatch.setattr(_split, "split_epoch", epoch)
-    monkeypatch.setattr(_split, "MODE", "always")
+    monkeypatch.setattr(_kernels, "train_epoch", epoch)
+    monkeypatch.setattr(_threads, "MODE", "always")
     previous = signal.signal(signal.SIGINT, handler)
     try:
         X = np.random.default_rng(0).standard_normal((300, 10))
@@ -489,10 +489,10 @@ def test_ctrl_c_reaches_a_handler_of_ones_own(monkeypatch):
     assert handled == [2] and clf.n_iter_ == 4
 
 
-def test_split_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch):
-    """As test_memory's test for train_epoch: Numba runtime allocations per two-thread
+def test_two_thread_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch):
+    """As test_memory's test on one thread: Numba runtime allocations per two-thread
     call must not grow with its minibatches (1 to 100 here), and are all freed."""
-    real = _split.split_epoch
+    real = _kernels.train_epoch
     per_call = []
 
     def counting(tid, *args):
@@ -500,12 +500,12 @@ def test_split_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch):
             return real(tid, *args)
         before = nrt_stats()
         out = real(tid, *args)
-        first, last, batch = args[23], args[24], args[25]
+        first, last, batch = args[6], args[7], args[3].batch_size
         per_call.append((-(-(last - first) // batch), *(nrt_stats() - before)))
         return out
 
-    monkeypatch.setattr(_split, "split_epoch", counting)
-    monkeypatch.setattr(_split, "MODE", "always")
+    monkeypatch.setattr(_kernels, "train_epoch", counting)
+    monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((2000, 20))
     y = (X[:, 0] > 0).astype(int)
     for batch in (20, 200, 2000):

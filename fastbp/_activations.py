@@ -1,0 +1,267 @@
+"""The activations: one registry, each entry a forward and a backward scalar function.
+
+``f(z)`` is the activation; ``back(d, a)`` turns ∂J/∂A into ∂J/∂Z from the layer's
+stored output a = f(z), so Z is never kept (docs/backprop.md, eq. 3). The kernels apply
+them to a block of columns of a C-ordered (N, H) array with ``activation_forward_cols``
+and ``activation_backward_cols``, which pick the entry by its integer code.
+
+Adding an activation (the recipe; ``_kernels``' docstring has those for losses and
+optimizers):
+
+1. write ``name(z)`` and ``name_back(d, a)`` below, as straight-line float code that
+   keeps the argument's dtype (constants through ``typed``; exp, tanh, logistic through
+   ``_vmath``, which vectorises); if f' cannot be written from a, it needs Z kept,
+   which the kernels do not do yet;
+2. give it the next code and a row in ``ACTIVATIONS`` (its Glorot factor, whether
+   scikit-learn has it, where it may be used);
+3. add its branch to ``forward`` and ``backward`` (the scalar dispatch) and to
+   ``activation_forward_cols`` / ``activation_backward_cols`` (which call the loop with
+   the code as a constant, so that each activation gets a vectorised loop of its own);
+4. its NumPy reference in ``tests/reference.py`` (``activation``,
+   ``derivative_from_output``) and its name in the parametrised kernel tests.
+
+Softmax is the one activation that is not element-wise: its forward is a branch of its
+own, and it has no backward here (it is only an output, whose residual the loss head
+computes, ``_losses``).
+"""
+
+from typing import NamedTuple
+
+from numba import njit
+from numba.extending import overload
+
+from . import _vmath as vm
+from ._config import JIT
+
+
+def typed(x, v):
+    """The constant ``v`` in ``x``'s float type: in a kernel a float32 stays float32 (a
+    bare ``1 - a`` would promote it to float64, as NumPy's scalar rules do)."""
+    return type(x)(v)
+
+
+@overload(typed, jit_options=JIT)
+def _ov_typed(x, v):
+    ty = x
+    return lambda x, v: ty(v)
+
+
+class Activation(NamedTuple):
+    """A registry entry.
+
+    code : int
+        What the kernels dispatch on.
+    glorot : float
+        The Glorot-uniform factor of the weights' initial bound, sqrt(glorot / (fan_in +
+        fan_out)): scikit-learn's 6, and 2 for logistic networks (every layer).
+    sklearn : bool
+        scikit-learn's MLPs have it as a hidden activation.
+    hidden, output : bool
+        May be a hidden layer's; is some output head's.
+    """
+
+    code: int
+    glorot: float
+    sklearn: bool
+    hidden: bool
+    output: bool
+
+
+IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+
+ACTIVATIONS = {
+    "identity": Activation(IDENTITY, 6.0, True, True, True),
+    "logistic": Activation(LOGISTIC, 2.0, True, True, True),
+    "tanh": Activation(TANH, 6.0, True, True, False),
+    "relu": Activation(RELU, 6.0, True, True, False),
+    "softmax": Activation(SOFTMAX, 6.0, False, False, True),
+    "exp": Activation(EXP, 6.0, False, False, True),
+}
+
+HIDDEN = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
+
+
+def code(name):
+    """The kernels' code of the activation ``name``."""
+    return ACTIVATIONS[name].code
+
+
+# ---------------------------------------------------------------------------------------
+# The entries' scalar functions: forward f(z), backward (d, a) -> d f'(z) from a = f(z).
+# Each backward keeps scikit-learn's operation order (its inplace_*_derivative).
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def identity(z):
+    return z
+
+
+@njit(**JIT)
+def identity_back(d, a):
+    return d
+
+
+@njit(**JIT)
+def logistic(z):
+    return vm.logistic(z)
+
+
+@njit(**JIT)
+def logistic_back(d, a):  # f' = a (1 - a): delta *= a; delta *= 1 - a
+    return (d * a) * (typed(a, 1.0) - a)
+
+
+@njit(**JIT)
+def tanh(z):
+    return vm.tanh(z)
+
+
+@njit(**JIT)
+def tanh_back(d, a):  # f' = 1 - a²
+    return d * (typed(a, 1.0) - a * a)
+
+
+@njit(**JIT)
+def relu(z):
+    # `z < 0` keeps NaN as NaN (a diverging fit must not turn silent)
+    return typed(z, 0.0) if z < 0 else z
+
+
+@njit(**JIT)
+def relu_back(d, a):  # f' = 1[a > 0]
+    return typed(d, 0.0) if a == 0 else d
+
+
+@njit(**JIT)
+def exp(z):
+    return vm.exp(z)
+
+
+# ---------------------------------------------------------------------------------------
+# The kernels' entry points: a block of columns, dispatched on the code.
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def forward(code, z):
+    """f(z) of the element-wise activation ``code``."""
+    if code == LOGISTIC:
+        return logistic(z)
+    if code == TANH:
+        return tanh(z)
+    if code == RELU:
+        return relu(z)
+    if code == EXP:
+        return exp(z)
+    return identity(z)
+
+
+@njit(**JIT)
+def backward(code, d, a):
+    """d f'(z) of the element-wise activation ``code``, from a = f(z)."""
+    if code == LOGISTIC:
+        return logistic_back(d, a)
+    if code == TANH:
+        return tanh_back(d, a)
+    if code == RELU:
+        return relu_back(d, a)
+    return identity_back(d, a)
+
+
+@njit(inline="always", **JIT)
+def _forward(Z, lo, hi, b, code):
+    """``Z[:, lo:hi] <- f(Z[:, lo:hi] + b)``, inlined where it is called with a constant
+    code, so that LLVM drops ``forward``'s tests and vectorises the loop (with a code
+    known only at run time it does not: 8x slower)."""
+    m = hi - lo
+    for i in range(Z.shape[0]):
+        z = Z[i, lo:hi]
+        for j in range(m):
+            z[j] = forward(code, z[j] + b[j])
+
+
+@njit(inline="always", **JIT)
+def _backward(D, A, lo, hi, code):
+    """``D[:, lo:hi] <- backward(code, D, A)``, inlined as ``_forward``."""
+    m = hi - lo
+    for i in range(D.shape[0]):
+        d = D[i, lo:hi]
+        a = A[i, lo:hi]
+        for j in range(m):
+            d[j] = backward(code, d[j], a[j])
+
+
+@njit(**JIT)
+def _softmax(Z, lo, hi, b):
+    """``exp(z - max z) / Σ exp(z - max z)`` row by row, after the bias."""
+    n = Z.shape[0]
+    m = hi - lo
+    for i in range(n):
+        z = Z[i, lo:hi]
+        for j in range(m):
+            z[j] += b[j]
+        zmax = z[0]
+        for j in range(1, m):
+            if z[j] > zmax:
+                zmax = z[j]
+        for j in range(m):
+            z[j] -= zmax
+    if lo == 0 and hi == Z.shape[1]:
+        flat = Z.reshape(-1)  # rows are short (K classes): exp as one long SIMD loop
+        for k in range(flat.size):
+            flat[k] = vm.exp(flat[k])
+    else:
+        for i in range(n):
+            z = Z[i, lo:hi]
+            for j in range(m):
+                z[j] = vm.exp(z[j])
+    for i in range(n):
+        z = Z[i, lo:hi]
+        s = typed(z[0], 0.0)
+        for j in range(m):
+            s += z[j]
+        for j in range(m):
+            z[j] /= s
+
+
+@njit(**JIT)
+def activation_forward_cols(Z, lo, hi, b, code):
+    """Eq. (1), second half, on columns ``[lo, hi)`` of a C-ordered Z:
+    ``Z[:, lo:hi] <- f(Z[:, lo:hi] + b)`` in place.
+
+    Z : (N, H) the product A_prev W on entry (those columns), the activation on exit.
+    b : (hi - lo,) the bias.  code : the activation's code.
+
+    Row by row, through views that start at column 0: loops from 0 vectorise, while
+    Numba's indexing ``Z[i, j]`` for j from a runtime ``lo`` keeps a negative-index
+    check per element that stops it. The code is the same for every element: LLVM
+    moves its test out of the loop (one vectorised loop per activation).
+    """
+    if code == SOFTMAX:
+        _softmax(Z, lo, hi, b)
+    elif code == LOGISTIC:  # (the code as a constant: see _forward)
+        _forward(Z, lo, hi, b, LOGISTIC)
+    elif code == TANH:
+        _forward(Z, lo, hi, b, TANH)
+    elif code == RELU:
+        _forward(Z, lo, hi, b, RELU)
+    elif code == EXP:
+        _forward(Z, lo, hi, b, EXP)
+    else:
+        _forward(Z, lo, hi, b, IDENTITY)
+
+
+@njit(**JIT)
+def activation_backward_cols(D, A, lo, hi, code):
+    """Eq. (3), second half, on columns ``[lo, hi)``: ``D <- D ⊙ f'(Z)``, f' from A.
+
+    D : (N, H) ∂J/∂A on entry, ∂J/∂Z on exit (those columns).  A : (N, H) = f(Z).
+    """
+    if code == LOGISTIC:
+        _backward(D, A, lo, hi, LOGISTIC)
+    elif code == TANH:
+        _backward(D, A, lo, hi, TANH)
+    elif code == RELU:
+        _backward(D, A, lo, hi, RELU)
+    # IDENTITY: f' = 1, nothing to do
