@@ -5,15 +5,15 @@ fastbp's epoch does, with the workload's shapes, each kind of work alone over an
 worth of minibatches, in one njit loop per kind, calling the same kernels ``train_epoch``
 calls:
 
-- gather: the minibatch's rows of X, Y and the sample weights (``gather_batch``);
+- gather: the minibatch's rows of X, Y and the sample weights (``gather_share``);
 - activations: bias + f for every layer, including softmax/logistic/exp outputs
-  (``activation_forward``);
+  (``activation_forward_cols``);
 - loss head: the output residual and the loss (``output_delta_and_loss``);
-- backward: f' for every hidden layer (``activation_backward``) and the bias gradients'
-  column sums (``column_sums``);
-- penalty: ‖W‖² (``squared_norm``);
+- backward: f' for every hidden layer (``activation_backward_cols``) and the bias
+  gradients' column sums (``column_sums``);
+- penalty: ‖W‖² (``penalty_share``);
 - update: the SGD or Adam step over the flat buffer, gradient finished in the same pass
-  (``optimizer_step``).
+  (``step_size``, ``update_share``).
 
 All of these run on one core (only the products use BLAS's threads). ``floor + serial``
 is what the epoch would cost if nothing else happened; ``(floor + serial) / floor`` is the
@@ -37,16 +37,24 @@ from numba import njit
 
 from fastbp import _kernels as K
 from fastbp import _config
+from fastbp._activations import (
+    LOGISTIC,
+    TANH,
+    activation_backward_cols,
+    activation_forward_cols,
+)
 from fastbp._config import JIT
+from fastbp._layout import Batches, Buffers, make_net, make_workspace, one_thread
+from fastbp._losses import output_delta_and_loss
+from fastbp._optim import OPTIMIZERS, Hyper, step_size
 
 KINDS = ("gather", "activations", "loss head", "backward", "penalty", "update")
 
 
 @njit(**JIT)
-def _gather(X, Y, sw, perm, xbuf, ybuf, swbuf, batch_size):
-    n = X.shape[0]
-    for start in range(0, n, batch_size):
-        K.gather_batch(X, Y, sw, perm, start, min(start + batch_size, n), xbuf, ybuf, swbuf)
+def _gather(team, data, ws, n):
+    for start in range(0, n, data.batch_size):
+        K.gather_share(0, team, data, ws, start, min(start + data.batch_size, n), 0)
 
 
 # These inline fastbp's kernels: bench's Numba cache is keyed on fastbp's sources too.
@@ -58,7 +66,8 @@ def _activations(acts, biases, codes, n, batch_size):
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         for l in range(len(acts)):
-            K.activation_forward(acts[l][:nb], biases[l], codes[l])
+            A = acts[l][:nb]
+            activation_forward_cols(A, 0, A.shape[1], biases[l], codes[l])
 
 
 @njit(**JIT)
@@ -66,7 +75,7 @@ def _loss_head(D, A, Y, sw, loss_code, n, batch_size):
     total = 0.0
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
-        total += K.output_delta_and_loss(D[:nb], A[:nb], Y[:nb], sw[:nb], loss_code)[0]
+        total += output_delta_and_loss(D[:nb], A[:nb], Y[:nb], sw[:nb], loss_code)[0]
     return total
 
 
@@ -77,25 +86,26 @@ def _backward(deltas, acts, dbs, hidden, n, batch_size):
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         for l in range(L):
-            K.column_sums(dbs[l], deltas[l][:nb])
+            D = deltas[l][:nb]
+            K.column_sums(dbs[l], D, 0, D.shape[1])
             if l < L - 1:
-                K.activation_backward(deltas[l][:nb], acts[l][:nb], hidden)
+                activation_backward_cols(D, acts[l][:nb], 0, D.shape[1], hidden)
 
 
 @njit(**JIT)
-def _penalty(params, n_coefs, n, batch_size):
+def _penalty(net, team, params, n, batch_size):
     s = 0.0
     for start in range(0, n, batch_size):
-        s += K.squared_norm(params[:n_coefs])
+        s += K.penalty_share(net, team, params, 0)
     return s
 
 
 @njit(**JIT)
-def _update(params, s1, s2, grads, n_coefs, solver, n, batch_size):
+def _update(team, bufs, net, hyper, n, batch_size):
     t = 0
     for _ in range(0, n, batch_size):
-        t = K.optimizer_step(params, s1, s2, grads, n_coefs, 1e-4, float(batch_size), solver,
-                             1e-3, 0.9, True, 0.9, 0.999, 1e-8, t)
+        step, t = step_size(hyper, t)
+        K.update_share(0, team, bufs, net, hyper, float(batch_size), step)
 
 
 def _best(f, repeats):
@@ -122,14 +132,16 @@ def measure(model, X, Y, batch_size, repeats=3, seed=0):
     dt = model._flat.dtype
     layout = model._layout
     units = [int(u) for u in layout.units]
-    hidden, out_act, loss_code = model._kernel_codes()
+    net = model._net()
+    hidden, out_act, loss_code = net.hidden, net.output, net.loss
     n, B, L = X.shape[0], batch_size, len(units) - 1
     X = np.ascontiguousarray(X, dtype=dt)
     Y = np.ascontiguousarray(Y, dtype=dt).reshape(n, -1)
     sw = np.ones(n, dtype=dt)
     perm = rng.permutation(n).astype(np.int64)
-    xbuf, ybuf = np.empty((B, X.shape[1]), dt), np.empty((B, Y.shape[1]), dt)
-    swbuf = np.empty(B, dt)
+    team = one_thread(layout)
+    ws = make_workspace(layout, B, 1, X.shape[1], dt)
+    data = Batches(X, Y, sw, perm, B)
 
     def normal(*shape):
         return rng.standard_normal(shape).astype(dt)
@@ -138,7 +150,7 @@ def measure(model, X, Y, batch_size, repeats=3, seed=0):
     deltas = tuple(normal(B, u) for u in units[1:])
     # backward's stored outputs: a where f'(a) is -1 (or 1), so that δ, multiplied by it
     # batch after batch, neither underflows into (slow) subnormals nor overflows
-    a_unit = {K.LOGISTIC: (1 + 5**0.5) / 2, K.TANH: 2**0.5}.get(hidden, 1.0)
+    a_unit = {LOGISTIC: (1 + 5**0.5) / 2, TANH: 2**0.5}.get(hidden, 1.0)
     acts_back = tuple(np.full((B, u), a_unit, dt) for u in units[1:])
     biases = tuple(normal(u) * dt.type(0.1) for u in units[1:])
     dbs = tuple(np.empty(u, dt) for u in units[1:])
@@ -146,17 +158,17 @@ def measure(model, X, Y, batch_size, repeats=3, seed=0):
     A_out = np.abs(normal(B, units[-1])) / dt.type(units[-1] + 1)  # in (0, 1): every loss
     P = layout.size
     params, grads = normal(P) * dt.type(0.05), normal(P)
-    s1, s2 = np.zeros(P, dt), np.zeros(P, dt)
-    solver = K.SGD if model.solver == "sgd" else K.ADAM
+    bufs = Buffers(params, grads, np.zeros(P, dt), np.zeros(P, dt))
+    hyper = Hyper(OPTIMIZERS[model.solver].code, 1e-4, 1e-3, 0.9, True, 0.9, 0.999, 1e-8)
+    ybuf, swbuf = ws.ybuf[0], ws.swbuf[0]
 
     out = {
-        "gather": _best(lambda: _gather(X, Y, sw, perm, xbuf, ybuf, swbuf, B), repeats),
+        "gather": _best(lambda: _gather(team, data, ws, n), repeats),
         "activations": _best(lambda: _activations(acts, biases, codes, n, B), repeats),
         "loss head": _best(lambda: _loss_head(deltas[-1], A_out, ybuf, swbuf, loss_code, n, B),
                            repeats),
         "backward": _best(lambda: _backward(deltas, acts_back, dbs, hidden, n, B), repeats),
-        "penalty": _best(lambda: _penalty(params, layout.n_coefs, n, B), repeats),
-        "update": _best(lambda: _update(params, s1, s2, grads, layout.n_coefs, solver, n, B),
-                        repeats),
+        "penalty": _best(lambda: _penalty(net, team, params, n, B), repeats),
+        "update": _best(lambda: _update(team, bufs, net, hyper, n, B), repeats),
     }
     return out

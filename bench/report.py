@@ -163,7 +163,7 @@ BREAKDOWN_COLS = [("workload", 31, "<"), ("dtype", 8, "<"), ("floor", 8, ">"),
 
 def breakdown_table(results):
     """ms per epoch: the floor, fastbp's serial work by kind, the rest, fastbp's total.
-    For a workload fastbp runs on two threads (fastbp/_split.py) the parts are the
+    For a workload fastbp runs on two threads (fastbp/_threads.py) the parts are the
     one-thread epoch's, and "other" and "if serial only" do not apply ("-")."""
     lines = [_row(BREAKDOWN_COLS, [c[0] for c in BREAKDOWN_COLS])]
     lines.append("-" * len(lines[0]))

@@ -28,7 +28,7 @@ import numpy as np
 from bench import breakdown, peers
 from bench.floor import epoch_flops, make_floor
 from bench.workloads import Workload, load, scaling_data
-from fastbp import _split
+from fastbp import _threads
 
 # Allowed |score difference| (accuracy or R² on the held-out split).
 # fastbp and scikit-learn train the same model in float64: equal up to rounding, so a
@@ -139,9 +139,9 @@ def run_workload(w, dtype, epochs, repeats, use_torch=True, progress=None):
             r["loss_rel_diff_fastbp_sklearn"] = abs(
                 r["trainers"]["fastbp"]["final_loss"] - float(model.loss_)) / abs(float(model.loss_))
     r["units"] = units
-    # one thread, or fastbp/_split.py's two (the same decision as fit's)
-    r["fastbp_threads"] = 1 if _split.plan(data["X_train"], fastbp_model._layout,
-                                           w.batch_size) is None else 2
+    # one thread, or fastbp/_threads.py's two (the same decision as fit's)
+    r["fastbp_threads"] = 1 if _threads.plan(data["X_train"], fastbp_model._layout,
+                                             w.batch_size) is None else 2
     losses = {k: r["trainers"][k]["final_loss"] for k in ("fastbp", "sklearn")}
     r["agree_sklearn"], r["agree_torch"], r["flags"] = check_scores(scores, dtype, losses)
 

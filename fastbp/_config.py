@@ -13,9 +13,9 @@
 Set ``FASTBP_DISABLE_CACHE=1`` to compile in memory only (read-only installs).
 
 Numba (0.68) keys a cached function on its own file's content only, while the machine
-code it caches includes the kernels it calls from other files: ``_split.split_epoch``
-inlines ``_kernels`` code, ``_kernels`` inlines ``_vmath``. An edit of ``_kernels.py``
-alone, or an upgrade that leaves ``__pycache__`` behind, would keep the old code running.
+code it caches includes the kernels it calls from other files: ``_kernels.train_epoch``
+inlines ``_activations``, ``_losses`` and ``_optim`` code, they inline ``_vmath``. An edit
+of ``_losses.py`` alone, or an upgrade that leaves ``__pycache__`` behind, would keep the old code running.
 ``drop_stale_cache`` (called by ``fastbp/__init__.py``) keys the whole cache on every
 fastbp source instead.
 """

@@ -30,7 +30,7 @@ both threads waiting about equally: not one slow thread but jitter, as large as 
 phases themselves (a few us of work each). Small nets should keep the one-thread path. A row split (each thread half the batch rows and all of W; tried the
 same day) gained nothing: both threads then need all the weights every minibatch.
 
-The product version is fastbp/_split.py (any depth, the loss and L2 penalty, a fit's
+The product version is fastbp/_threads.py (any depth, the loss and L2 penalty, a fit's
 rules for when to use it). On the same machine it trains mnist-logistic-sgd-b64 (this
 net) at 1.30x the floor, best of 5: README, "Two threads".
 
@@ -48,7 +48,8 @@ from numba import njit
 from fastbp import _kernels as K
 from fastbp import _vmath as vm
 from fastbp._config import JIT
-from fastbp._split import barrier
+from fastbp import _activations, _optim
+from fastbp._sync import barrier
 
 JIT = dict(JIT, cache=False)
 
@@ -57,8 +58,8 @@ JIT = dict(JIT, cache=False)
 def _sgd(p, vel, g, alpha, inv_s, lr, mu, penalised):
     """fastbp's Nesterov step on one block (weights penalised, biases not)."""
     for i in range(p.size):
-        gi = K._weight_gradient(g[i], p[i], alpha, inv_s) if penalised else g[i] * inv_s
-        K._sgd_element(p, vel, i, gi, mu, lr, True)
+        gi = _optim.weight_gradient(g[i], p[i], alpha, inv_s) if penalised else g[i] * inv_s
+        _optim._sgd_element(p, vel, i, gi, mu, lr, True)
 
 
 @njit(**JIT)
@@ -71,7 +72,7 @@ def worker(tid, flags, X, Y, perm, B, W1c, b1c, vW1c, vb1c, W2, b2, vW2, vb2,
     for start in range(0, n, B):
         stop = min(start + B, n)
         nb = stop - start
-        x = K.batch_rows(X, perm, start, stop, xb)  # both threads gather every row
+        x = K.gather_rows(X, perm, start, stop, xb, 0, stop - start)  # every row, both threads
         Z = Z1c[:nb]
         np.dot(x, W1c, Z)  # my hidden units
         for i in range(nb):
@@ -81,13 +82,13 @@ def worker(tid, flags, X, Y, perm, B, W1c, b1c, vW1c, vb1c, W2, b2, vW2, vb2,
         barrier(flags, tid, phase)  # A1 complete
         A = A1[:nb]
         np.dot(A, W2, A2[:nb])  # output layer: replicated
-        K.activation_forward(A2[:nb], b2, K.SOFTMAX)
+        _activations.activation_forward_cols(A2[:nb], 0, A2.shape[1], b2, _activations.SOFTMAX)
         for i in range(nb):
             src = perm[start + i]
             for j in range(Y.shape[1]):
                 D2[i, j] = A2[i, j] - Y[src, j]
         np.dot(A.T, D2[:nb], dW2)
-        K.column_sums(db2, D2[:nb])
+        K.column_sums(db2, D2[:nb], 0, D2.shape[1])
         D = D1c[:nb]
         np.dot(D2[:nb], W2[c0:c0 + H2].T, D)  # δ2 W2ᵀ for my units
         for i in range(nb):
@@ -97,7 +98,7 @@ def worker(tid, flags, X, Y, perm, B, W1c, b1c, vW1c, vb1c, W2, b2, vW2, vb2,
         phase += 1
         barrier(flags, tid, phase)  # both done reading A1
         np.dot(x.T, D, dW1c)
-        K.column_sums(db1c, D)
+        K.column_sums(db1c, D, 0, D.shape[1])
         inv_s = 1.0 / nb
         _sgd(W1c.ravel(), vW1c.ravel(), dW1c.ravel(), alpha, inv_s, lr, mu, True)
         _sgd(b1c, vb1c, db1c, alpha, inv_s, lr, mu, False)
@@ -123,7 +124,7 @@ def fit(X, Y, H, B, epochs, lr, seed=0):
     rest = ("Z1c", "D1c", "dW1c", "db1c", "A2", "D2", "dW2", "db2")
     for _ in range(epochs):
         perm = rng.permutation(X.shape[0]).astype(np.int64)
-        flags = np.zeros(24, np.int64)  # fastbp._split's barrier: phases at 0, 8; abort 16
+        flags = np.zeros(24, np.int64)  # fastbp._sync's barrier: phases at 0, 8; abort 16
 
         def work(t):
             o = own[t]
