@@ -14,9 +14,8 @@ optimizers):
    which the kernels do not do yet;
 2. give it the next code and a row in ``ACTIVATIONS`` (its Glorot factor, whether
    scikit-learn has it, where it may be used);
-3. add its branch to ``forward`` and ``backward`` (the scalar dispatch) and to
-   ``activation_forward_cols`` / ``activation_backward_cols`` (which call the loop with
-   the code as a constant, so that each activation gets a vectorised loop of its own);
+3. add its loop to ``activation_forward_cols`` and ``activation_backward_cols`` (a
+   branch each, calling the two functions);
 4. its NumPy reference in ``tests/reference.py`` (``activation``,
    ``derivative_from_output``) and its name in the parametrised kernel tests.
 
@@ -88,108 +87,62 @@ def code(name):
 
 # ---------------------------------------------------------------------------------------
 # The entries' scalar functions: forward f(z), backward (d, a) -> d f'(z) from a = f(z).
-# Each backward keeps scikit-learn's operation order (its inplace_*_derivative).
+# Each backward keeps scikit-learn's operation order (its inplace_*_derivative). Inlined
+# into the loops below by Numba (inline="always"): a function of its own per entry cost
+# compile time in every kernel that calls it, at no gain in speed.
 # ---------------------------------------------------------------------------------------
 
+SCALAR = dict(inline="always", **JIT)
 
-@njit(**JIT)
+
+@njit(**SCALAR)
 def identity(z):
     return z
 
 
-@njit(**JIT)
-def identity_back(d, a):
-    return d
-
-
-@njit(**JIT)
+@njit(**SCALAR)
 def logistic(z):
     return vm.logistic(z)
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def logistic_back(d, a):  # f' = a (1 - a): delta *= a; delta *= 1 - a
     return (d * a) * (typed(a, 1.0) - a)
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def tanh(z):
     return vm.tanh(z)
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def tanh_back(d, a):  # f' = 1 - a²
     return d * (typed(a, 1.0) - a * a)
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def relu(z):
     # `z < 0` keeps NaN as NaN (a diverging fit must not turn silent)
     return typed(z, 0.0) if z < 0 else z
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def relu_back(d, a):  # f' = 1[a > 0]
     return typed(d, 0.0) if a == 0 else d
 
 
-@njit(**JIT)
+@njit(**SCALAR)
 def exp(z):
     return vm.exp(z)
 
 
 # ---------------------------------------------------------------------------------------
-# The kernels' entry points: a block of columns, dispatched on the code.
+# The kernels' entry points: a block of columns, dispatched on the code. One loop per
+# entry, each calling its scalar function: LLVM vectorises each (a loop that dispatched
+# on the code per element did not, 8x slower). Rows are walked through views that start
+# at column 0: loops from 0 vectorise, while Numba's indexing ``Z[i, j]`` for j from a
+# runtime ``lo`` keeps a negative-index check per element that stops it.
 # ---------------------------------------------------------------------------------------
-
-
-@njit(**JIT)
-def forward(code, z):
-    """f(z) of the element-wise activation ``code``."""
-    if code == LOGISTIC:
-        return logistic(z)
-    if code == TANH:
-        return tanh(z)
-    if code == RELU:
-        return relu(z)
-    if code == EXP:
-        return exp(z)
-    return identity(z)
-
-
-@njit(**JIT)
-def backward(code, d, a):
-    """d f'(z) of the element-wise activation ``code``, from a = f(z)."""
-    if code == LOGISTIC:
-        return logistic_back(d, a)
-    if code == TANH:
-        return tanh_back(d, a)
-    if code == RELU:
-        return relu_back(d, a)
-    return identity_back(d, a)
-
-
-@njit(inline="always", **JIT)
-def _forward(Z, lo, hi, b, code):
-    """``Z[:, lo:hi] <- f(Z[:, lo:hi] + b)``, inlined where it is called with a constant
-    code, so that LLVM drops ``forward``'s tests and vectorises the loop (with a code
-    known only at run time it does not: 8x slower)."""
-    m = hi - lo
-    for i in range(Z.shape[0]):
-        z = Z[i, lo:hi]
-        for j in range(m):
-            z[j] = forward(code, z[j] + b[j])
-
-
-@njit(inline="always", **JIT)
-def _backward(D, A, lo, hi, code):
-    """``D[:, lo:hi] <- backward(code, D, A)``, inlined as ``_forward``."""
-    m = hi - lo
-    for i in range(D.shape[0]):
-        d = D[i, lo:hi]
-        a = A[i, lo:hi]
-        for j in range(m):
-            d[j] = backward(code, d[j], a[j])
 
 
 @njit(**JIT)
@@ -232,24 +185,35 @@ def activation_forward_cols(Z, lo, hi, b, code):
 
     Z : (N, H) the product A_prev W on entry (those columns), the activation on exit.
     b : (hi - lo,) the bias.  code : the activation's code.
-
-    Row by row, through views that start at column 0: loops from 0 vectorise, while
-    Numba's indexing ``Z[i, j]`` for j from a runtime ``lo`` keeps a negative-index
-    check per element that stops it. The code is the same for every element: LLVM
-    moves its test out of the loop (one vectorised loop per activation).
     """
+    n, m = Z.shape[0], hi - lo
     if code == SOFTMAX:
         _softmax(Z, lo, hi, b)
-    elif code == LOGISTIC:  # (the code as a constant: see _forward)
-        _forward(Z, lo, hi, b, LOGISTIC)
+    elif code == LOGISTIC:
+        for i in range(n):
+            z = Z[i, lo:hi]
+            for j in range(m):
+                z[j] = logistic(z[j] + b[j])
     elif code == TANH:
-        _forward(Z, lo, hi, b, TANH)
+        for i in range(n):
+            z = Z[i, lo:hi]
+            for j in range(m):
+                z[j] = tanh(z[j] + b[j])
     elif code == RELU:
-        _forward(Z, lo, hi, b, RELU)
+        for i in range(n):
+            z = Z[i, lo:hi]
+            for j in range(m):
+                z[j] = relu(z[j] + b[j])
     elif code == EXP:
-        _forward(Z, lo, hi, b, EXP)
+        for i in range(n):
+            z = Z[i, lo:hi]
+            for j in range(m):
+                z[j] = exp(z[j] + b[j])
     else:
-        _forward(Z, lo, hi, b, IDENTITY)
+        for i in range(n):
+            z = Z[i, lo:hi]
+            for j in range(m):
+                z[j] = identity(z[j] + b[j])
 
 
 @njit(**JIT)
@@ -258,10 +222,20 @@ def activation_backward_cols(D, A, lo, hi, code):
 
     D : (N, H) ∂J/∂A on entry, ∂J/∂Z on exit (those columns).  A : (N, H) = f(Z).
     """
+    n, m = D.shape[0], hi - lo
     if code == LOGISTIC:
-        _backward(D, A, lo, hi, LOGISTIC)
+        for i in range(n):
+            d, a = D[i, lo:hi], A[i, lo:hi]
+            for j in range(m):
+                d[j] = logistic_back(d[j], a[j])
     elif code == TANH:
-        _backward(D, A, lo, hi, TANH)
+        for i in range(n):
+            d, a = D[i, lo:hi], A[i, lo:hi]
+            for j in range(m):
+                d[j] = tanh_back(d[j], a[j])
     elif code == RELU:
-        _backward(D, A, lo, hi, RELU)
+        for i in range(n):
+            d, a = D[i, lo:hi], A[i, lo:hi]
+            for j in range(m):
+                d[j] = relu_back(d[j], a[j])
     # IDENTITY: f' = 1, nothing to do

@@ -20,9 +20,11 @@ BLAS read or write out of bounds) and raises ``ValueError`` on a mismatch.
 """
 
 import numba.np.linalg  # noqa: F401  (registers the numba_xxgemm symbol)
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 from ._config import JIT
@@ -134,9 +136,33 @@ def _leading_dim(X):
     return max(ld, X.shape[1], 1)
 
 
-@njit(**JIT)
+@intrinsic
+def _as_view(typingctx, arr):
+    """The 2-D array ``arr`` retyped as a writable view of any layout: the same array (its
+    data model does not depend on the layout or the read-only flag), for ``_gemm``, which
+    writes only C. One type for every operand: ``_gemm`` compiles once per dtype, where a
+    version for each combination of layouts and read-only inputs (7 per fit) cost about
+    1 s of cold compile each."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2):
+        return None
+    view = types.Array(arr.dtype, 2, "A")
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, view, args[0])
+
+    return view(arr), codegen
+
+
+@njit(inline="always", **JIT)
 def gemm(C, A, B, trans_a, trans_b, beta):
     """``C = op(A) op(B) + beta C`` (op(X) = Xᵀ when its flag is set) on row-major views."""
+    _gemm(_as_view(C), _as_view(A), _as_view(B), np.int64(1 if trans_a else 0),
+          np.int64(1 if trans_b else 0), float(beta))
+
+
+@njit(**JIT)
+def _gemm(C, A, B, trans_a, trans_b, beta):
+    """``gemm`` on views of one type (``_as_view``); the flags are 0 or 1."""
     m, n = C.shape
     am, ak = (A.shape[1], A.shape[0]) if trans_a else (A.shape[0], A.shape[1])
     bk, bn = (B.shape[1], B.shape[0]) if trans_b else (B.shape[0], B.shape[1])
@@ -169,5 +195,4 @@ def gemm(C, A, B, trans_a, trans_b, beta):
             else:
                 _xxgemv(C, B, A, 0, n, ak, ldb)
             return
-    _xxgemm(C, A, B, 1 if trans_a else 0, 1 if trans_b else 0, m, n, ak, lda, ldb, ldc,
-            float(beta))
+    _xxgemm(C, A, B, trans_a, trans_b, m, n, ak, lda, ldb, ldc, beta)

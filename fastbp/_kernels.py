@@ -80,6 +80,21 @@ from ._optim import step_size, update_range
 from ._sync import PENALTY, barrier
 
 
+# The per-minibatch steps are inlined by Numba into the kernels that call them
+# (train_epoch, loss_grad): compiled as functions of their own, each level of calls made
+# LLVM optimise the code below it once more (cold compile about 10 % longer). The small
+# helpers called from many places (own, sync, ...) are not: inlining each call site cost
+# more than it saved.
+STEP = dict(inline="always", **JIT)
+
+
+@njit(**JIT)
+def _zero():
+    """0 as a run-time int64: a literal 0 passed as a column bound would make Numba
+    compile the callee once more, for that constant."""
+    return np.int64(0)
+
+
 @njit(**JIT)
 def layer_view(buf, off, n, m):
     """Rows ``[0, n)`` of an ``(·, m)`` block stored at ``buf[off:]``, as an (n, m) view."""
@@ -315,7 +330,7 @@ def owned_biases(net, team, l, tid):
     return b0, b0 + (net.units[L] if tid == 0 else 0)
 
 
-@njit(**JIT)
+@njit(**STEP)
 def penalty_share(net, team, params, tid):
     """Thread ``tid``'s part of ‖W‖² (the weights it owns), in float64."""
     total = 0.0
@@ -337,7 +352,7 @@ def weight_block(net, team, params, l, b):
 # ---------------------------------------------------------------------------------------
 
 
-@njit(**JIT)
+@njit(**STEP)
 def forward_hidden(tid, team, params, ws, xb, net, nb, phase):
     """Eq. (1) for the hidden layers: my columns of each, then wait for the other's.
     Returns the phase (-1: aborted)."""
@@ -358,7 +373,7 @@ def forward_hidden(tid, team, params, ws, xb, net, nb, phase):
     return phase
 
 
-@njit(**JIT)
+@njit(**STEP)
 def output_head(tid, params, ws, xb, yb, wb, net, nb):
     """Eq. (1) for the output layer and eq. (2), whole, on every thread (N x K: small);
     the loss on thread 0 only (its logarithms are the head's main cost).
@@ -369,15 +384,16 @@ def output_head(tid, params, ws, xb, yb, wb, net, nb):
     D = ws.heads[tid, 1, :nb]
     W = layer_view(params, net.w_off[L - 1], net.units[L - 1], K)
     b = params[net.b_off[L - 1] : net.b_off[L - 1] + K]
+    lo = _zero()
     if L == 1:
-        dense_forward(A_L, 0, K, xb, W, b, net.output)
+        dense_forward(A_L, lo, K, xb, W, b, net.output)
     else:
         A_prev = layer_view(ws.acts, ws.a_off[L - 2], nb, net.units[L - 1])
-        dense_forward(A_L, 0, K, A_prev, W, b, net.output)
+        dense_forward(A_L, lo, K, A_prev, W, b, net.output)
     return output_delta_and_loss(D, A_L, yb, wb, net.loss if tid == 0 else NO_LOSS)
 
 
-@njit(**JIT)
+@njit(**STEP)
 def backward_output(tid, team, bufs, ws, xb, net, nb):
     """Eq. (4) for the output layer, my rows of ∂W_L (the biases' sums on thread 0), and
     eq. (3) below it: my columns of δ_{L-1} = δ_L W_Lᵀ ⊙ f'."""
@@ -387,9 +403,9 @@ def backward_output(tid, team, bufs, ws, xb, net, nb):
     lo, hi = own(net, team, L - 1, tid)
     dW = layer_view(bufs.grads, net.w_off[L - 1], net.units[L - 1], K)
     b0, b1 = owned_biases(net, team, L - 1, tid)
-    column_sums(bufs.grads[b0:b1], D, 0, b1 - b0)
+    column_sums(bufs.grads[b0:b1], D, _zero(), b1 - b0)
     if L == 1:  # the input: dense or CSR (one thread)
-        dot_xtd(dW, xb, D, 0, K)
+        dot_xtd(dW, xb, D, _zero(), K)
         return
     A_prev = layer_view(ws.acts, ws.a_off[L - 2], nb, net.units[L - 1])
     gemm(dW[lo:hi], A_prev[:, lo:hi], D, True, False, 0.0)
@@ -399,7 +415,7 @@ def backward_output(tid, team, bufs, ws, xb, net, nb):
     activation_backward_cols(D_prev, A_prev, lo, hi, net.hidden)
 
 
-@njit(**JIT)
+@njit(**STEP)
 def backward_hidden(tid, team, bufs, ws, net, nb, phase):
     """Eq. (4) and (3) for the hidden layers above the first, top down: my block of ∂W_l
     and ∂b_l; then (all of δ_l needed) my columns of δ_{l-1}, summed over W_l's blocks in
@@ -425,7 +441,7 @@ def backward_hidden(tid, team, bufs, ws, net, nb, phase):
     return phase
 
 
-@njit(**JIT)
+@njit(**STEP)
 def backward_first(tid, team, bufs, ws, xb, net, nb):
     """Eq. (4) for the first layer (a hidden one): my columns of δ_1 against the input."""
     lo, hi = own(net, team, 1, tid)
@@ -435,7 +451,7 @@ def backward_first(tid, team, bufs, ws, xb, net, nb):
     column_sums(bufs.grads[net.b_off[0] + lo : net.b_off[0] + hi], D, lo, hi)
 
 
-@njit(**JIT)
+@njit(**STEP)
 def loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, alpha, phase):
     """Forward (1), residual and loss (2), backward (3) and the sums of (4) for one
     minibatch (xb, yb, wb: its rows of X, Y, sw), on thread tid's share; ``bufs.grads``
@@ -470,7 +486,7 @@ def loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, alpha, phase):
 # ---------------------------------------------------------------------------------------
 
 
-@njit(**JIT)
+@njit(**STEP)
 def update_share(tid, team, bufs, net, hyper, S, step):
     """Eq. (5) on the parameters thread ``tid`` owns, each a contiguous range."""
     for l in range(net.units.size - 1):
@@ -480,7 +496,7 @@ def update_share(tid, team, bufs, net, hyper, S, step):
         update_range(bufs, b0, b0, b1, hyper, S, step)
 
 
-@njit(**JIT)
+@njit(**STEP)
 def gather_share(tid, team, data, ws, start, stop, k):
     """Rows ``perm[start:stop]``: thread tid's half of X's (all of them on one thread) into
     gather buffer k, all of Y's and sw's into its own. Returns (xb, yb, wb)."""
@@ -571,22 +587,23 @@ def predict_forward(out, X, params, net, buf_a, buf_b):
     for l in range(1, L):
         h_max = max(h_max, u[l])
     block = buf_a.size // h_max
+    lo = _zero()
     for r0 in range(0, n, block):
         r1 = min(r0 + block, n)
         X_block = row_block(X, r0, r1)
         W1 = layer_view(params, net.w_off[0], u[0], u[1])
         b1 = params[net.b_off[0] : net.b_off[0] + u[1]]
         if L == 1:
-            dense_forward(out[r0:r1], 0, u[1], X_block, W1, b1, net.output)
+            dense_forward(out[r0:r1], lo, u[1], X_block, W1, b1, net.output)
             continue
         A_prev = layer_view(buf_a, 0, r1 - r0, u[1])
-        dense_forward(A_prev, 0, u[1], X_block, W1, b1, net.hidden)
+        dense_forward(A_prev, lo, u[1], X_block, W1, b1, net.hidden)
         for l in range(1, L):
             W = layer_view(params, net.w_off[l], u[l], u[l + 1])
             b = params[net.b_off[l] : net.b_off[l] + u[l + 1]]
             if l == L - 1:
-                dense_forward(out[r0:r1], 0, u[l + 1], A_prev, W, b, net.output)
+                dense_forward(out[r0:r1], lo, u[l + 1], A_prev, W, b, net.output)
             else:
                 A = layer_view(buf_a if l % 2 == 0 else buf_b, 0, r1 - r0, u[l + 1])
-                dense_forward(A, 0, u[l + 1], A_prev, W, b, net.hidden)
+                dense_forward(A, lo, u[l + 1], A_prev, W, b, net.hidden)
                 A_prev = A

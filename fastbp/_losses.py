@@ -49,7 +49,7 @@ def code(name):
     return LOSSES[name].code
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def element_loss(code, a, y, eps):
     """One output's loss term, in float64 (probabilities clipped to [eps, 1 - eps] for
     the log losses, as scikit-learn does; δ is never clipped):
@@ -81,7 +81,7 @@ def element_loss(code, a, y, eps):
     return 0.0  # NO_LOSS
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def finish_loss(code, total, S, k):
     """The loss from Σ_i sw_i Σ_k term and S = Σ sw: squared error is reported as ½ ·
     the mean over the K outputs, although its residual A - Y is the gradient of ½ · the
