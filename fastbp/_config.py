@@ -68,8 +68,8 @@ def drop_stale_cache(dispatcher, paths):
     digest = digest.hexdigest()
     stamp = os.path.join(cache_dir, STAMP)
     try:
-        with open(stamp) as f:
-            if f.read().strip() == digest:
+        with open(stamp, "rb") as f:  # (bytes: a damaged stamp is a mismatch, not an error)
+            if f.read().strip() == digest.encode():
                 return False
     except OSError:
         pass
