@@ -10,7 +10,17 @@
 - ``boundscheck``: left to the ``NUMBA_BOUNDSCHECK`` environment variable, which CI sets
   to 1 for one run of the kernel tests.
 
-Set ``FASTBP_DISABLE_CACHE=1`` to compile in memory only (read-only installs).
+Set ``FASTBP_DISABLE_CACHE=1`` to compile in memory only.
+
+Numba's cache is never fatal (``Cache`` below, for fastbp's functions only): Numba 0.68
+raises when a cache file is truncated or altered (``UnpicklingError``, ``EOFError``;
+altered machine code can crash the process outright), and raises at import when no
+cache directory can be written. Here each file carries a SHA-256 of its content, and a
+file that fails it, or any other load error, is a cache miss: the kernel is recompiled
+and the file rewritten. Where no directory can be written (a read-only install with no
+writable home directory), fastbp compiles in memory. Files of another Numba version, CPU
+or Python are Numba's own misses (its index records the Numba version and keys each
+entry on the target triple, CPU name and features; file names carry Python's version).
 
 Numba (0.68) keys a cached function on its own file's content only, while the machine
 code it caches includes the kernels it calls from other files: ``_split.split_epoch``
@@ -22,9 +32,14 @@ fastbp source instead.
 
 import glob
 import hashlib
+import io
 import os
+import pickle
+import warnings
 
 import numba
+from numba.core import caching
+from numba.core import dispatcher as _dispatcher
 
 FASTMATH_FLAGS = frozenset({"nsz"})  # no signed zeros: never changes a finite value
 
@@ -88,3 +103,156 @@ def drop_stale_cache(dispatcher, paths):
     except OSError:
         return False
     return True
+
+
+# ---------------------------------------------------------------------------------------
+# Numba's cache, made safe to lose.
+# ---------------------------------------------------------------------------------------
+
+_SEAL = b"fastbp-sha256:"  # appended to each file, with the SHA-256 of what precedes it
+_PACKAGE = __name__.partition(".")[0]
+
+# The directories fastbp's kernels are cached in, and whether some compile in memory
+# only (no directory could be written): for ``python -m fastbp warmup``'s report.
+CACHE_DIRS = set()
+IN_MEMORY = []
+
+
+def _seal(payload):
+    return payload + _SEAL + hashlib.sha256(payload).digest()
+
+
+def _unseal(raw):
+    """``raw`` without its seal; ValueError if the seal is missing or does not match."""
+    n = len(_SEAL) + 32
+    payload = raw[:-n]
+    if (len(raw) < n or raw[-n:-32] != _SEAL
+            or hashlib.sha256(payload).digest() != raw[-32:]):
+        raise ValueError("checksum mismatch: truncated or altered")
+    return payload
+
+
+_warned = set()
+
+
+def _warn_once(kind, message):
+    if kind not in _warned:
+        _warned.add(kind)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+
+def _damaged(path, exc):
+    _warn_once("damaged", (
+        "fastbp: a damaged Numba cache file is ignored, its kernel recompiled and the "
+        "file rewritten (other damaged files alike, without another warning): "
+        "%s: %s: %s" % (path, type(exc).__name__, exc)))
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Strings, numbers and containers only: safe on any bytes (no class is looked up,
+    so nothing can run)."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError("not a plain pickle: %s.%s" % (module, name))
+
+
+class CacheFile(caching.IndexDataCacheFile):
+    """Numba's index (``*.nbi``) and data (``*.nbc``) files, each sealed with a SHA-256 of
+    its pickle (after it: Numba's own reader ignores the seal). A file that fails the
+    check is never unpickled (unpickling damaged bytes can do anything); any error
+    reading it is a cache miss, and the compile that follows overwrites it."""
+
+    def _dump(self, obj):  # (both files' pickles go through here)
+        return _seal(super()._dump(obj))
+
+    def _load_index(self):
+        try:
+            with open(self._index_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            _damaged(self._index_path, e)
+            return {}
+        try:
+            f = io.BytesIO(raw)
+            version = _PlainUnpickler(f).load()  # (Numba's first pickle: its version)
+            if version != self._version:
+                return {}  # another Numba version's index: a miss (Numba's own rule)
+            stamp, overloads = pickle.loads(_unseal(f.read()))
+        except Exception as e:
+            _damaged(self._index_path, e)
+            return {}
+        # a source of another content: a miss, as in Numba
+        return overloads if stamp == self._source_stamp else {}
+
+    def _load_data(self, name):
+        path = self._data_path(name)
+        with open(path, "rb") as f:
+            raw = f.read()
+        return pickle.loads(_unseal(raw))
+
+    def load(self, key):
+        name = self._load_index().get(key)
+        if name is None:
+            return None
+        try:
+            return self._load_data(name)
+        except FileNotFoundError:  # removed under us (another process, drop_stale_cache)
+            return None
+        except Exception as e:
+            _damaged(self._data_path(name), e)
+            return None
+
+
+class Cache(caching.FunctionCache):
+    """Numba's per-function cache over ``CacheFile``; a load that fails in any way is a
+    miss, and a save that fails (a full disk, a directory gone read-only) is skipped:
+    the kernel compiled in this process is used either way."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file = CacheFile(self._cache_path, self._impl.filename_base,
+                                     self._impl.locator.get_source_stamp())
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as e:  # e.g. data that unpickles but does not rebuild
+            _damaged(self._cache_path, e)
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except Exception as e:
+            _warn_once("save", (
+                "fastbp: Numba's cache could not be written, so later processes will "
+                "compile this kernel again: %s: %s" % (type(e).__name__, e)))
+
+
+# (the original, also when this module is imported a second time)
+_numba_enable_caching = getattr(_dispatcher.Dispatcher.enable_caching, "__wrapped__",
+                                _dispatcher.Dispatcher.enable_caching)
+
+
+def _enable_caching(self):
+    """``Dispatcher.enable_caching`` (what ``cache=True`` calls), for fastbp's functions
+    (their module is in this package) only: ``Cache`` above, or in memory when Numba finds
+    no directory it can write (where Numba raises a RuntimeError: "no locator
+    available"). Every other function gets Numba's own."""
+    module = getattr(self.py_func, "__module__", None) or ""
+    if module.partition(".")[0] != _PACKAGE:
+        return _numba_enable_caching(self)
+    try:
+        self._cache = Cache(self.py_func)
+    except Exception:
+        self._cache = caching.NullCache()
+        IN_MEMORY.append(self.py_func.__qualname__)
+    else:
+        CACHE_DIRS.add(self._cache.cache_path)
+
+
+_enable_caching.__wrapped__ = _numba_enable_caching
+# Installed before any kernel is decorated: every fastbp module imports JIT from here.
+_dispatcher.Dispatcher.enable_caching = _enable_caching
