@@ -60,6 +60,8 @@ def sources():
     here = os.path.dirname(os.path.abspath(__file__))
     found = []
     for path in sorted(glob.glob(os.path.join(here, "*.py"))):
+        if os.path.basename(path) == "__main__.py":  # (the command line: no kernels)
+            continue
         with open(path, encoding="utf-8") as f:
             if "numba" in f.read():
                 found.append(path)
@@ -112,10 +114,12 @@ def drop_stale_cache(dispatcher, paths):
 _SEAL = b"fastbp-sha256:"  # appended to each file, with the SHA-256 of what precedes it
 _PACKAGE = __name__.partition(".")[0]
 
-# The directories fastbp's kernels are cached in, and whether some compile in memory
-# only (no directory could be written): for ``python -m fastbp warmup``'s report.
+# The directories fastbp's kernels are cached in, the functions that compile in memory
+# only (no directory could be written) and how many compiled kernels were loaded from the
+# cache: for ``python -m fastbp warmup``'s report.
 CACHE_DIRS = set()
 IN_MEMORY = []
+LOADED = [0]
 
 
 def _seal(payload):
@@ -217,10 +221,13 @@ class Cache(caching.FunctionCache):
 
     def load_overload(self, sig, target_context):
         try:
-            return super().load_overload(sig, target_context)
+            loaded = super().load_overload(sig, target_context)
         except Exception as e:  # e.g. data that unpickles but does not rebuild
             _damaged(self._cache_path, e)
             return None
+        if loaded is not None:
+            LOADED[0] += 1
+        return loaded
 
     def save_overload(self, sig, data):
         try:
