@@ -38,11 +38,13 @@ fastbp.MLPRegressor. Later processes load the kernels instead of compiling them
 machine image build, in a CI image, or before timing anything.
 
 The cache goes where Numba puts it: NUMBA_CACHE_DIR if set, else fastbp/__pycache__
-if it can be written, else the user's cache directory (~/.cache/numba). Numba keys
-compiled code on the CPU: a machine with another CPU model compiles again (unless
-NUMBA_CPU_NAME=generic is set both here and where the fits run: code for any x86-64,
-without this CPU's wider vector instructions). Exit status 1 if nothing could be
-cached (no writable directory, or FASTBP_DISABLE_CACHE=1)."""
+if it can be written, else the user's cache directory (~/.cache/numba). A cache there
+that the fits' processes cannot write (fastbp/__pycache__ of a read-only install, a
+fit run as another user) is still read by fastbp (Numba alone ignores it). Numba
+keys compiled code on the CPU: a machine with another CPU model compiles again
+(unless NUMBA_CPU_NAME=generic is set both here and where the fits run: code for any
+x86-64, without this CPU's wider vector instructions). Exit status 1 if the kernels
+could not be cached (no writable directory, or FASTBP_DISABLE_CACHE=1)."""
 
 
 class _Compiles(event.Listener):
@@ -157,15 +159,17 @@ def warmup():
         time.perf_counter() - start, compiles.count, _config.LOADED[0]))
     if _config.CACHE_DIRS:
         say("cached in %s" % ", ".join(sorted(_config.CACHE_DIRS)))
-    if not _config.CACHE_DIRS or _config.IN_MEMORY:
-        if not _config.JIT["cache"]:
-            why = "FASTBP_DISABLE_CACHE=1"
-        else:
-            why = "no directory Numba can write: set NUMBA_CACHE_DIR"
-        say("not cached: %d kernels compile in memory only (%s)" % (
-            len(_config.IN_MEMORY) or compiles.count, why))
+    if _config.CACHE_DIRS and not _config.IN_MEMORY:
+        return 0
+    if not _config.JIT["cache"]:
+        say("not cached: FASTBP_DISABLE_CACHE=1")
         return 1
-    return 0
+    if compiles.count == 0:  # (all of it read from a cache Numba cannot write)
+        say("nothing to write: every kernel was in a cache this process cannot write")
+        return 0
+    say("not cached: no directory Numba can write (set NUMBA_CACHE_DIR to one); "
+        "each process compiles in memory")
+    return 1
 
 
 def main(argv=None):

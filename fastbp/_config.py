@@ -18,9 +18,12 @@ altered machine code can crash the process outright), and raises at import when 
 cache directory can be written. Here each file carries a SHA-256 of its content, and a
 file that fails it, or any other load error, is a cache miss: the kernel is recompiled
 and the file rewritten. Where no directory can be written (a read-only install with no
-writable home directory), fastbp compiles in memory. Files of another Numba version, CPU
-or Python are Numba's own misses (its index records the Numba version and keys each
-entry on the target triple, CPU name and features; file names carry Python's version).
+writable home directory), fastbp compiles in memory. Numba also ignores a cache in a
+directory it cannot write (``fastbp/__pycache__`` of a read-only install, built there
+by ``python -m fastbp warmup`` in an image): fastbp reads it, if these sources built
+it. Files of another Numba version, CPU or Python are Numba's own misses (its index
+records the Numba version and keys each entry on the target triple, CPU name and
+features; file names carry Python's version).
 
 Numba (0.68) keys a cached function on its own file's content only, while the machine
 code it caches includes the kernels it calls from other files: ``_split.split_epoch``
@@ -38,7 +41,7 @@ import pickle
 import warnings
 
 import numba
-from numba.core import caching
+from numba.core import caching, config
 from numba.core import dispatcher as _dispatcher
 
 FASTMATH_FLAGS = frozenset({"nsz"})  # no signed zeros: never changes a finite value
@@ -68,6 +71,14 @@ def sources():
     return found
 
 
+def _digest(paths):
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in paths:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
 def drop_stale_cache(dispatcher, paths):
     """Delete the Numba cache files (``*.nbi``, ``*.nbc``) in ``dispatcher``'s cache
     directory unless that directory's stamp equals the hash of ``paths`` (and Numba's
@@ -75,14 +86,11 @@ def drop_stale_cache(dispatcher, paths):
     cannot be written (Numba then does not cache there either). Returns True if the
     stamp was written. Numba treats a cache file deleted under another process as a
     cache miss."""
-    cache_dir = getattr(getattr(dispatcher, "_cache", None), "_cache_path", None)
-    if cache_dir is None:
+    cache = getattr(dispatcher, "_cache", None)
+    cache_dir = getattr(cache, "_cache_path", None)
+    if cache_dir is None or not getattr(cache, "writable", True):
         return False
-    digest = hashlib.sha256(numba.__version__.encode())
-    for path in paths:
-        with open(path, "rb") as f:
-            digest.update(f.read())
-    digest = digest.hexdigest()
+    digest = _digest(paths)
     stamp = os.path.join(cache_dir, STAMP)
     try:
         with open(stamp, "rb") as f:  # (bytes: a damaged stamp is a mismatch, not an error)
@@ -114,9 +122,9 @@ def drop_stale_cache(dispatcher, paths):
 _SEAL = b"fastbp-sha256:"  # appended to each file, with the SHA-256 of what precedes it
 _PACKAGE = __name__.partition(".")[0]
 
-# The directories fastbp's kernels are cached in, the functions that compile in memory
-# only (no directory could be written) and how many compiled kernels were loaded from the
-# cache: for ``python -m fastbp warmup``'s report.
+# The directories fastbp's kernels are cached in, the functions whose compiled code is
+# not written anywhere (no directory could be) and how many compiled kernels were loaded
+# from a cache: for ``python -m fastbp warmup``'s report.
 CACHE_DIRS = set()
 IN_MEMORY = []
 LOADED = [0]
@@ -209,15 +217,89 @@ class CacheFile(caching.IndexDataCacheFile):
             return None
 
 
+class _Unwritable(caching.InTreeCacheLocator):
+    """After Numba's locators, where none found a directory it can write: a locator that
+    writes nothing (``Cache`` then only reads, from ``_preferred``'s directories)."""
+
+    def ensure_cache_path(self):
+        raise OSError("no directory Numba can write")
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        return cls(py_func, py_file) if os.path.exists(py_file) else None
+
+
+class _Impl(caching.CompileResultCacheImpl):
+    _locator_classes = caching.CompileResultCacheImpl._locator_classes + [_Unwritable]
+
+
+def _preferred(py_func, locator):
+    """The directories, among those there, that Numba would have cached ``py_func`` in
+    before ``locator``'s had it been able to write them (NUMBA_CACHE_DIR, then
+    ``__pycache__`` beside the source, then the user-wide one): a cache built into a
+    read-only install (``python -m fastbp warmup`` in an image build, then run as another
+    user or on a read-only file system). Numba itself ignores a directory it cannot
+    write, even to read from it."""
+    if config.CACHE_LOCATOR_CLASSES:  # (someone else's choice of places)
+        return []
+    order = [caching.UserProvidedCacheLocator] if config.CACHE_DIR else []
+    order += [caching.InTreeCacheLocator, caching.UserWideCacheLocator]
+    found = []
+    for cls in order:
+        if type(locator) is cls:
+            break
+        path = cls(py_func, locator._py_file).get_cache_path()
+        if os.path.isdir(path):
+            found.append(path)
+    return found
+
+
+_fresh = {}
+
+
+def _is_fresh(cache_dir):
+    """Whether ``cache_dir``'s stamp is that of these sources: ``drop_stale_cache``
+    cannot drop a stale cache in a directory it may not write, so one is read only
+    then."""
+    if cache_dir not in _fresh:
+        try:
+            with open(os.path.join(cache_dir, STAMP), "rb") as f:
+                _fresh[cache_dir] = f.read().strip() == _digest(sources()).encode()
+        except OSError:
+            _fresh[cache_dir] = False
+    return _fresh[cache_dir]
+
+
 class Cache(caching.FunctionCache):
     """Numba's per-function cache over ``CacheFile``; a load that fails in any way is a
     miss, and a save that fails (a full disk, a directory gone read-only) is skipped:
-    the kernel compiled in this process is used either way."""
+    the kernel compiled in this process is used either way. Where Numba had to fall back
+    from the directory it prefers (or found none it can write: ``writable`` is False),
+    a kernel not in its own directory is also looked for in the preferred ones, read
+    only, if their stamp is fastbp's."""
+
+    _impl_class = _Impl
 
     def __init__(self, py_func):
         super().__init__(py_func)
-        self._cache_file = CacheFile(self._cache_path, self._impl.filename_base,
-                                     self._impl.locator.get_source_stamp())
+        locator = self._impl.locator
+        base, stamp = self._impl.filename_base, locator.get_source_stamp()
+        self.writable = not isinstance(locator, _Unwritable)
+        self._cache_file = CacheFile(self._cache_path, base, stamp)
+        self._read_only = [CacheFile(path, base, stamp)
+                           for path in _preferred(py_func, locator)]
+
+    def _load_overload(self, sig, target_context):  # (Numba's, over more than one file)
+        if not self._enabled:
+            return None
+        key = self._index_key(sig, target_context.codegen())
+        files = [self._cache_file] if self.writable else []
+        files += [f for f in self._read_only if _is_fresh(f._cache_path)]
+        for cache_file in files:
+            data = cache_file.load(key)
+            if data is not None:
+                return self._impl.rebuild(target_context, data)
+        return None
 
     def load_overload(self, sig, target_context):
         try:
@@ -230,6 +312,8 @@ class Cache(caching.FunctionCache):
         return loaded
 
     def save_overload(self, sig, data):
+        if not self.writable:
+            return
         try:
             super().save_overload(sig, data)
         except Exception as e:
@@ -245,19 +329,21 @@ _numba_enable_caching = getattr(_dispatcher.Dispatcher.enable_caching, "__wrappe
 
 def _enable_caching(self):
     """``Dispatcher.enable_caching`` (what ``cache=True`` calls), for fastbp's functions
-    (their module is in this package) only: ``Cache`` above, or in memory when Numba finds
-    no directory it can write (where Numba raises a RuntimeError: "no locator
-    available"). Every other function gets Numba's own."""
+    (their module is in this package) only: ``Cache`` above, which compiles in memory
+    (reading a read-only cache if there is one) where Numba finds no directory it can
+    write (and raises a RuntimeError: "no locator available"). Every other function gets
+    Numba's own."""
     module = getattr(self.py_func, "__module__", None) or ""
     if module.partition(".")[0] != _PACKAGE:
         return _numba_enable_caching(self)
     try:
         self._cache = Cache(self.py_func)
-    except Exception:
+    except Exception:  # (a locator of NUMBA_CACHE_LOCATOR_CLASSES, say)
         self._cache = caching.NullCache()
-        IN_MEMORY.append(self.py_func.__qualname__)
-    else:
+    if getattr(self._cache, "writable", False):
         CACHE_DIRS.add(self._cache.cache_path)
+    else:
+        IN_MEMORY.append(self.py_func.__qualname__)
 
 
 _enable_caching.__wrapped__ = _numba_enable_caching

@@ -55,8 +55,9 @@ def cache_files(dispatcher):
 @pytest.fixture
 def toy_path(tmp_path, monkeypatch):
     """The toy's source, cached next to it (``tmp_path/__pycache__``)."""
-    monkeypatch.setattr(config, "CACHE_DIR", "")  # (CI runs some tests under NUMBA_CACHE_DIR)
+    monkeypatch.setattr(config, "CACHE_DIR", "")  # (CI runs tests under NUMBA_CACHE_DIR)
     monkeypatch.setattr(_config, "_warned", set())  # each test sees its first warning
+    monkeypatch.setattr(_config, "_fresh", {})
     path = tmp_path / "toy.py"
     path.write_text(TOY)
     return path
@@ -168,7 +169,7 @@ def test_no_writable_cache_dir_compiles_in_memory(toy_path, tmp_path, monkeypatc
     block_cache_dirs(tmp_path, monkeypatch, home_writable=False)
     monkeypatch.setattr(_config, "IN_MEMORY", [])
     toy = load_toy(toy_path)
-    assert isinstance(toy._cache, caching.NullCache)
+    assert isinstance(toy._cache, _config.Cache) and not toy._cache.writable
     assert _config.IN_MEMORY == ["toy"]
     assert toy(3.0) == 7.0
     assert sorted(os.listdir(tmp_path)) == ["__pycache__", "a-file", "toy.py"]
@@ -192,6 +193,55 @@ def test_an_unwritable_package_dir_caches_in_the_user_wide_dir(toy_path, tmp_pat
     assert toy._cache.cache_path.startswith(str(home / ".cache" / "numba"))
     assert toy._cache.cache_path in _config.CACHE_DIRS
     assert run_toy(toy_path) == (7.0, True, [])
+
+
+def test_fastbps_kernels_get_fastbps_cache():
+    """(Not Numba's, nor, by a failure hidden by the fallback, none.)"""
+    from fastbp import _kernels
+
+    if _config.JIT["cache"]:
+        assert isinstance(_kernels.train_epoch._cache, _config.Cache)
+        assert _kernels.train_epoch._cache.writable
+        assert _kernels.train_epoch._cache.cache_path in _config.CACHE_DIRS
+
+
+@pytest.mark.parametrize("home_writable", [True, False], ids=["home", "no-home"])
+def test_a_cache_numba_cannot_write_is_read(toy_path, tmp_path, monkeypatch,
+                                            home_writable):
+    """The toy cached beside it and stamped (as ``python -m fastbp warmup`` leaves an
+    install), then that directory made one Numba cannot write (as Numba finds out:
+    its locator's ``ensure_cache_path`` fails): Numba would cache in the user-wide
+    directory, or nowhere, and ignore it; fastbp reads it and writes nothing."""
+    assert run_toy(toy_path) == (7.0, False, [])
+    pycache = tmp_path / "__pycache__"
+    (pycache / _config.STAMP).write_text(_config._digest(_config.sources()))
+    before = sorted(os.listdir(pycache))
+
+    def unwritable(self):
+        raise PermissionError(13, "Permission denied", self.get_cache_path())
+
+    monkeypatch.setattr(caching.InTreeCacheLocator, "ensure_cache_path", unwritable)
+    home = tmp_path / "home" if home_writable else tmp_path / "toy.py"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    toy = load_toy(toy_path)
+    assert toy._cache.writable is home_writable
+    assert run_toy(toy_path) == (7.0, True, [])
+    assert sorted(os.listdir(pycache)) == before
+    if home_writable:
+        assert glob.glob(str(home / ".cache" / "numba" / "*" / "*.nb[ic]")) == []
+
+
+def test_a_stale_read_only_cache_is_not_read(toy_path, tmp_path, monkeypatch):
+    """Its stamp not these sources' (``drop_stale_cache`` could not drop it there)."""
+    assert run_toy(toy_path) == (7.0, False, [])
+    (tmp_path / "__pycache__" / _config.STAMP).write_text("another fastbp")
+
+    def unwritable(self):
+        raise PermissionError(13, "Permission denied", self.get_cache_path())
+
+    monkeypatch.setattr(caching.InTreeCacheLocator, "ensure_cache_path", unwritable)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "toy.py"))
+    assert run_toy(toy_path) == (7.0, False, [])
 
 
 # ---- end to end: a fit in a fresh process ---------------------------------------------
