@@ -32,11 +32,13 @@ def child_env():
     return env
 
 
-def run_python(code, *args, timeout=300):
-    """Run ``code`` with ``sys.argv[1:] = args``; raise with its stderr if it fails."""
+def run_python(code, *args, timeout=300, env=None, cwd=ROOT):
+    """Run ``code`` with ``sys.argv[1:] = args`` (and ``env``'s variables over
+    ``child_env()``'s) in ``cwd``; raise with its stderr if it fails."""
     proc = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
-        cwd=str(ROOT), env=child_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=str(cwd), env=dict(child_env(), **(env or {})), capture_output=True,
+        text=True, timeout=timeout,
     )
     if proc.returncode != 0:
         raise AssertionError(f"child process failed ({proc.returncode}):\n{proc.stderr}")

@@ -99,3 +99,15 @@ def test_an_edited_kernel_reaches_the_kernels_that_inline_it(tmp_path):
     kernels = package / "_losses.py"
     kernels.write_text(kernels.read_text().replace("Weights sum to zero", "Weights add to zero"))
     assert run() == "Weights add to zero, can't be normalized"
+
+
+def test_a_damaged_stamp_drops_the_cache(tmp_path):
+    """A stamp overwritten with bytes that are not text (it raised UnicodeDecodeError at
+    ``import fastbp``): a mismatch, so the cache is dropped and the stamp rewritten."""
+    source = tmp_path / "kernels.py"
+    source.write_text("x = 1\n")
+    (tmp_path / _config.STAMP).write_bytes(b"\xff\xfe\x00garbage")
+    (tmp_path / "kernels.f-1.py311.nbi").write_bytes(b"cached")
+    assert _config.drop_stale_cache(_Dispatcher(tmp_path), [source])
+    assert sorted(os.listdir(tmp_path)) == sorted([_config.STAMP, "kernels.py"])
+    assert not _config.drop_stale_cache(_Dispatcher(tmp_path), [source])
