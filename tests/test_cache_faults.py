@@ -200,9 +200,9 @@ def test_fastbps_kernels_get_fastbps_cache():
     from fastbp import _kernels
 
     if _config.JIT["cache"]:
-        assert isinstance(_kernels.train_epoch._cache, _config.Cache)
-        assert _kernels.train_epoch._cache.writable
-        assert _kernels.train_epoch._cache.cache_path in _config.CACHE_DIRS
+        cache = _kernels.train_epoch._cache
+        assert isinstance(cache, _config.Cache)
+        assert (cache.cache_path in _config.CACHE_DIRS) is cache.writable
 
 
 @pytest.mark.parametrize("home_writable", [True, False], ids=["home", "no-home"])
