@@ -68,7 +68,7 @@ def _two_thread_mode(mode):
     ("always", "never" or "auto"); the previous mode, or None where the switch is not
     found (then the two-thread step is skipped, and says so)."""
     try:
-        module = importlib.import_module("fastbp._split")
+        module = importlib.import_module("fastbp._threads")
     except ImportError:
         return None
     if not hasattr(module, "MODE"):

@@ -36,14 +36,14 @@ def test_every_dtype_solver_and_kind_of_X_is_a_step():
 def test_the_two_thread_switch_is_found():
     """The one place warmup reaches inside fastbp: a rename of the two-thread module
     (or of its MODE) fails here, not only in the slow test."""
-    from fastbp import _split
+    from fastbp import _threads
 
     previous = cli._two_thread_mode("always")
     try:
-        assert previous is not None and _split.MODE == "always"
+        assert previous is not None and _threads.MODE == "always"
     finally:
         cli._two_thread_mode(previous)
-    assert _split.MODE == previous
+    assert _threads.MODE == previous
 
 
 # Fits unlike warmup's: other shapes, CSC, early stopping, partial_fit, score.
