@@ -137,9 +137,9 @@ def exp(z):
 
 
 # ---------------------------------------------------------------------------------------
-# The kernels' entry points: a block of columns, dispatched on the code. One loop per
-# entry, each calling its scalar function: LLVM vectorises each (a loop that dispatched
-# on the code per element did not, 8x slower). Rows are walked through views that start
+# The kernels' entry points: a block of columns, dispatched on the code once a row. One
+# inner loop per entry, each calling its scalar function: LLVM vectorises each (a loop
+# that dispatched on the code per element did not, 8x slower). Rows are walked through views that start
 # at column 0: loops from 0 vectorise, while Numba's indexing ``Z[i, j]`` for j from a
 # runtime ``lo`` keeps a negative-index check per element that stops it.
 # ---------------------------------------------------------------------------------------
@@ -186,32 +186,25 @@ def activation_forward_cols(Z, lo, hi, b, code):
     Z : (N, H) the product A_prev W on entry (those columns), the activation on exit.
     b : (hi - lo,) the bias.  code : the activation's code.
     """
-    n, m = Z.shape[0], hi - lo
     if code == SOFTMAX:
         _softmax(Z, lo, hi, b)
-    elif code == LOGISTIC:
-        for i in range(n):
-            z = Z[i, lo:hi]
+        return
+    m = hi - lo
+    for i in range(Z.shape[0]):
+        z = Z[i, lo:hi]
+        if code == LOGISTIC:
             for j in range(m):
                 z[j] = logistic(z[j] + b[j])
-    elif code == TANH:
-        for i in range(n):
-            z = Z[i, lo:hi]
+        elif code == TANH:
             for j in range(m):
                 z[j] = tanh(z[j] + b[j])
-    elif code == RELU:
-        for i in range(n):
-            z = Z[i, lo:hi]
+        elif code == RELU:
             for j in range(m):
                 z[j] = relu(z[j] + b[j])
-    elif code == EXP:
-        for i in range(n):
-            z = Z[i, lo:hi]
+        elif code == EXP:
             for j in range(m):
                 z[j] = exp(z[j] + b[j])
-    else:
-        for i in range(n):
-            z = Z[i, lo:hi]
+        else:
             for j in range(m):
                 z[j] = identity(z[j] + b[j])
 
@@ -222,20 +215,17 @@ def activation_backward_cols(D, A, lo, hi, code):
 
     D : (N, H) ∂J/∂A on entry, ∂J/∂Z on exit (those columns).  A : (N, H) = f(Z).
     """
-    n, m = D.shape[0], hi - lo
-    if code == LOGISTIC:
-        for i in range(n):
-            d, a = D[i, lo:hi], A[i, lo:hi]
+    if code == IDENTITY:  # f' = 1, nothing to do
+        return
+    m = hi - lo
+    for i in range(D.shape[0]):
+        d, a = D[i, lo:hi], A[i, lo:hi]
+        if code == LOGISTIC:
             for j in range(m):
                 d[j] = logistic_back(d[j], a[j])
-    elif code == TANH:
-        for i in range(n):
-            d, a = D[i, lo:hi], A[i, lo:hi]
+        elif code == TANH:
             for j in range(m):
                 d[j] = tanh_back(d[j], a[j])
-    elif code == RELU:
-        for i in range(n):
-            d, a = D[i, lo:hi], A[i, lo:hi]
+        elif code == RELU:
             for j in range(m):
                 d[j] = relu_back(d[j], a[j])
-    # IDENTITY: f' = 1, nothing to do

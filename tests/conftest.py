@@ -17,16 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py
 
 import fastbp  # noqa: E402
 from fastbp import _kernels  # noqa: E402
-from fastbp._layout import (  # noqa: E402
-    Batches,
-    Buffers,
-    coef_views,
-    intercept_views,
-    make_layout,
-    make_net,
-    make_workspace,
-    one_thread,
-)
+from fastbp import _layout  # noqa: E402
 from fastbp._activations import code as activation_code  # noqa: E402
 from fastbp._losses import code as loss_code  # noqa: E402
 
@@ -82,9 +73,9 @@ def targets(loss, n, k, rng, dtype):
 
 
 def network(units, rng, dtype, scale=0.5):
-    layout = make_layout(units)
+    layout = _layout.make_layout(units)
     flat = (scale * rng.standard_normal(layout.size)).astype(dtype)
-    return layout, flat, coef_views(flat, layout), intercept_views(flat, layout)
+    return layout, flat, _layout.coef_views(flat, layout), _layout.intercept_views(flat, layout)
 
 
 
@@ -100,17 +91,18 @@ def csr_tuple(X, dtype, rows=None):
 
 def net_of(layout, hidden, out, loss):
     """The kernels' ``Net`` for activation and loss names."""
-    return make_net(layout, activation_code(hidden), activation_code(out), loss_code(loss))
+    return _layout.make_net(layout, activation_code(hidden), activation_code(out),
+                            loss_code(loss))
 
 
 def kernel_loss_grad(flat, layout, X, Y, sw, hidden, out, loss, alpha):
     """``_kernels.loss_grad`` on all rows of X (dense or a CSR tuple): (loss, grads)."""
     dtype = flat.dtype
     n = _kernels.n_rows(X)
-    ws = make_workspace(layout, n, 1, 0, dtype)
+    ws = _layout.make_workspace(layout, n, 1, 0, dtype)
     empty = np.empty(0, dtype)
-    bufs = Buffers(flat, np.empty_like(flat), empty, empty)
-    J = _kernels.loss_grad(one_thread(layout), bufs, ws, X, Y, sw,
+    bufs = _layout.Buffers(flat, np.empty_like(flat), empty, empty)
+    J = _kernels.loss_grad(_layout.one_thread(layout), bufs, ws, X, Y, sw,
                            net_of(layout, hidden, out, loss), alpha)
     return J, bufs.grads
 
@@ -118,10 +110,10 @@ def kernel_loss_grad(flat, layout, X, Y, sw, hidden, out, loss, alpha):
 def kernel_epoch(bufs, layout, X, Y, sw, perm, batch_size, net, hyper, first, last, t):
     """``_kernels.train_epoch`` on one thread, with a workspace of its own."""
     dense = isinstance(X, np.ndarray)
-    ws = make_workspace(layout, batch_size, 1, X.shape[1] if dense else 0,
+    ws = _layout.make_workspace(layout, batch_size, 1, X.shape[1] if dense else 0,
                         bufs.params.dtype, dense=dense)
-    data = Batches(X, Y, sw, perm, batch_size)
-    return _kernels.train_epoch(0, one_thread(layout), bufs, ws, data, net, hyper, first,
+    data = _layout.Batches(X, Y, sw, perm, batch_size)
+    return _kernels.train_epoch(0, _layout.one_thread(layout), bufs, ws, data, net, hyper, first,
                                 last, t)
 
 
