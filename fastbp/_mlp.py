@@ -255,6 +255,9 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
+                # scikit-learn's _best_coefs: a fit whose validation score never improves
+                # (NaN) ends with the initial weights (taken by _fit_stochastic)
+                self._initial_best = self._flat.copy()
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
@@ -417,13 +420,15 @@ class _BaseMLP(BaseEstimator):
                        opt.moment2)
         trainer = _threads.trainer(X, layout, batch_size, dtype)
         stopping = _loop.Stopping(self, validation)
+        if validation is not None:  # (a warm-start refit: None, the live weights)
+            stopping.best_params = self.__dict__.pop("_initial_best", None)
         _loop.train(self, trainer, bufs, data, self._net(), opt,
                     lambda lr: make_hyper(self, lr), stopping, incremental)
         if stopping.best_params is not None:
             # Restore the best weights (views stay valid). scikit-learn restores by
             # aliasing (coefs_ = _best_coefs): its best weights are then the live ones,
             # updated in place by a warm-start refit until that refit finds a new best.
-            # A refit that never does keeps its last weights; so here.
+            # A refit that never does keeps its last weights; so here (best_params None).
             self._flat[:] = stopping.best_params
 
     @_fit_context(prefer_skip_nested_validation=True)
