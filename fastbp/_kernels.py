@@ -332,7 +332,12 @@ def owned_biases(net, team, l, tid):
 
 @njit(**STEP)
 def penalty_share(net, team, params, tid):
-    """Thread ``tid``'s part of ‖W‖² (the weights it owns), in float64."""
+    """Thread ``tid``'s part of ‖W‖² (the weights it owns), in float64. On one thread, one
+    BLAS dot over every weight, as scikit-learn's ``np.dot(s, s)`` (``sumsq``, which the
+    two threads need for a fixed order, cost a small net's epoch up to 15 % more)."""
+    if team.threads == 1:
+        w = params[: net.n_coefs]
+        return float(np.dot(w, w))
     total = 0.0
     for l in range(net.units.size - 1):
         w0, w1 = owned_weights(net, team, l, tid)
