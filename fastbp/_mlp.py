@@ -312,7 +312,7 @@ class _BaseMLP(BaseEstimator):
         sw = None if sample_weight is None else _kernel_array(sample_weight, dtype)
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sw, incremental)
+            self._fit_stochastic(X, Y, sw, incremental, sample_weight)
         else:
             self._fit_lbfgs(X, Y, sw)
 
@@ -364,17 +364,20 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = opt_res.fun
         flat[:] = opt_res.x
 
-    def _early_stopping_split(self, X, Y, sw):
+    def _early_stopping_split(self, X, Y, sw, sample_weight):
         """scikit-learn's split of the training rows for early stopping, same draws:
-        (X_train, Y_train, sw_train), and a callable that scores the model on the rest."""
+        (X_train, Y_train, sw_train), and a callable that scores the model on the rest.
+        The score weighs the rows with ``sample_weight`` as given (float64), not with the
+        kernels' copy ``sw`` in the model's dtype, as scikit-learn does: R² of float32
+        weights can differ (0 against -2e16 with one weighted row)."""
         # stratified for single-output classifiers, on the binarized labels as
         # scikit-learn does (bool: its messages)
         stratify = Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
-        arrays = (X, Y) if sw is None else (X, Y, sw)
+        arrays = (X, Y) if sw is None else (X, Y, sw, sample_weight)
         parts = train_test_split(*arrays, random_state=self._random_state,
                                  test_size=self.validation_fraction, stratify=stratify)
         X_train, X_val, Y_train, Y_val = parts[:4]
-        sw_train, sw_val = (None, None) if sw is None else parts[4:]
+        sw_train, sw_val = (None, None) if sw is None else (parts[4], parts[7])
         if X_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
@@ -398,7 +401,7 @@ class _BaseMLP(BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_stochastic(self, X, Y, sw, incremental):
+    def _fit_stochastic(self, X, Y, sw, incremental, sample_weight=None):
         layout = self._layout
         dtype = self._flat.dtype
         if not incremental or not hasattr(self, "_optimizer"):
@@ -408,7 +411,7 @@ class _BaseMLP(BaseEstimator):
 
         validation = None
         if self.early_stopping:
-            X, Y, sw, validation = self._early_stopping_split(X, Y, sw)
+            X, Y, sw, validation = self._early_stopping_split(X, Y, sw, sample_weight)
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
         X = _kernel_input(X, dtype)

@@ -49,9 +49,7 @@ configurations may be excused, and the printed summary counts them.
 
 Left out of the draws, as README's "Differences from scikit-learn, on purpose" says:
 ``partial_fit`` with lbfgs or with early_stopping, a second call in another dtype than the
-first, and changing ``hidden_layer_sizes`` between calls (different errors). Also left out,
-as a known bug to fix in fastbp: float32 + early_stopping + sample weights with zeros
-(see ``draw_config``).
+first, and changing ``hidden_layer_sizes`` between calls (different errors).
 
 Environment:
 
@@ -226,16 +224,7 @@ def draw_config(index):
         sw = rng.uniform(0.1, 3.0, n)
         if sample_weight_kind == "zeros":
             zeros = rng.random(n) < 0.3
-            if dtype == "float32" and params["early_stopping"] and solver != "lbfgs":
-                # KNOWN BUG (to fix in fastbp): a float32 fit scores its validation part
-                # with float32 sample weights, scikit-learn with the float64 ones it was
-                # given. With one weighted row in the validation part, R^2's denominator
-                # is 0 in float64 (score 0.0) but about 1e-17 in float32: validation
-                # scores of -2e16 and another early-stopping history. Reproduction in the
-                # commit message that added this test. Excluded: no zeros drawn here.
-                sample_weight_kind = "positive"
-            else:
-                sw[zeros] = 0.0
+            sw[zeros] = 0.0
 
     stochastic = solver != "lbfgs"
     sequences = ["fit", "fit-fit"]
