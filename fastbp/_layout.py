@@ -139,16 +139,17 @@ def one_thread(layout):
                 np.zeros(24, np.float64))
 
 
-def make_workspace(layout, batch_size, threads, n_features, dtype, dense=True):
+def make_workspace(layout, batch_size, threads, n_features, dtype):
     """A ``Workspace`` for ``threads`` threads and minibatches of up to ``batch_size``
-    rows; every buffer starts on a cache line (``aligned_empty``: with widths and cuts
+    rows, for X of ``n_features`` columns (0 for sparse X, read in place: no gather
+    buffer); every buffer starts on a cache line (``aligned_empty``: with widths and cuts
     multiples of 8, no line of a row is then written by both threads)."""
     a_off, size = activation_offsets(layout, batch_size)
     n_out = int(layout.units[-1])
     B, T = batch_size, threads
     return Workspace(
         aligned_empty(size, dtype), aligned_empty(size, dtype), a_off,
-        aligned_empty((2 if T == 2 else 1, B, n_features if dense else 0), dtype),
+        aligned_empty((2 if T == 2 else 1, B, n_features), dtype),
         aligned_empty((T, B, n_out), dtype), aligned_empty((T, B), dtype),
         aligned_empty((T, 2, B, n_out), dtype))
 

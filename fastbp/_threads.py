@@ -252,8 +252,7 @@ class OneThread:
 
     def __init__(self, layout, batch_size, dtype, n_features):
         self.team = one_thread(layout)
-        self.ws = make_workspace(layout, batch_size, 1, n_features, dtype,
-                                 dense=n_features > 0)
+        self.ws = make_workspace(layout, batch_size, 1, n_features, dtype)
 
     def __call__(self, bufs, data, net, hyper, first, last, t):
         return _kernels.train_epoch(0, self.team, bufs, self.ws, data, net, hyper, first,

@@ -111,7 +111,7 @@ def kernel_epoch(bufs, layout, X, Y, sw, perm, batch_size, net, hyper, first, la
     """``_kernels.train_epoch`` on one thread, with a workspace of its own."""
     dense = isinstance(X, np.ndarray)
     ws = _layout.make_workspace(layout, batch_size, 1, X.shape[1] if dense else 0,
-                        bufs.params.dtype, dense=dense)
+                                bufs.params.dtype)
     data = _layout.Batches(X, Y, sw, perm, batch_size)
     return _kernels.train_epoch(0, _layout.one_thread(layout), bufs, ws, data, net, hyper, first,
                                 last, t)
