@@ -27,13 +27,16 @@ def digits():
 
 @pytest.mark.parametrize("ours,theirs", PAIRS)
 def test_signature_is_scikit_learns(ours, theirs):
-    """Same parameter names, order, kinds and defaults."""
-    a = inspect.signature(ours.__init__).parameters
-    b = inspect.signature(theirs.__init__).parameters
-    assert [(p.name, p.kind, p.default) for p in a.values()] == [
-        (p.name, p.kind, p.default) for p in b.values()
+    """scikit-learn's parameters first, with the same names, order, kinds and defaults;
+    fastbp's own options after them, keyword-only (so positional calls keep working)."""
+    a = list(inspect.signature(ours.__init__).parameters.values())
+    b = list(inspect.signature(theirs.__init__).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in a[: len(b)]] == [
+        (p.name, p.kind, p.default) for p in b
     ]
-    assert ours().get_params() == theirs().get_params()
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in a[len(b):])
+    ours_params, theirs_params = ours().get_params(), theirs().get_params()
+    assert {k: ours_params[k] for k in theirs_params} == theirs_params
 
 
 INVALID = [
