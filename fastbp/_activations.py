@@ -24,6 +24,7 @@ own, and it has no backward here (it is only an output, whose residual the loss 
 computes, ``_losses``).
 """
 
+import math
 from typing import NamedTuple
 
 from numba import njit
@@ -57,6 +58,11 @@ class Activation(NamedTuple):
         scikit-learn's MLPs have it as a hidden activation.
     hidden, output : bool
         May be a hidden layer's; is some output head's.
+    keep : bool
+        Its derivative is not a function of its output A (gelu, silu), or is one that
+        loses accuracy (softplus: f' = 1 - exp(-a)): the forward pass computes f'(Z)
+        with f(Z) and keeps it (``activation_forward_keep``), the backward multiplies
+        by it. Other activations compute f' from A in the backward pass, Z never kept.
     """
 
     code: int
@@ -64,15 +70,28 @@ class Activation(NamedTuple):
     sklearn: bool
     hidden: bool
     output: bool
+    keep: bool = False
 
 
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+LEAKY_RELU, ELU, GELU, SILU, SOFTPLUS = 6, 7, 8, 9, 10
 
+# The activations beyond scikit-learn's are PyTorch's with its default parameters
+# (torch.nn.functional: leaky_relu slope 0.01, elu alpha 1, gelu exact, silu, softplus
+# beta 1 without its linear threshold). Their weights start as scikit-learn starts relu
+# and tanh networks (Glorot uniform, factor 6): one rule for every activation but
+# logistic, so changing the activation changes only the activation. (He's factor 2 /
+# fan_in suits the relu family; PyTorch itself draws U(±1/sqrt(fan_in)) for every one.)
 ACTIVATIONS = {
     "identity": Activation(IDENTITY, 6.0, True, True, True),
     "logistic": Activation(LOGISTIC, 2.0, True, True, True),
     "tanh": Activation(TANH, 6.0, True, True, False),
     "relu": Activation(RELU, 6.0, True, True, False),
+    "leaky_relu": Activation(LEAKY_RELU, 6.0, False, True, False),
+    "elu": Activation(ELU, 6.0, False, True, False),
+    "gelu": Activation(GELU, 6.0, False, True, False, keep=True),
+    "silu": Activation(SILU, 6.0, False, True, False, keep=True),
+    "softplus": Activation(SOFTPLUS, 6.0, False, True, False, keep=True),
     "softmax": Activation(SOFTMAX, 6.0, False, False, True),
     "exp": Activation(EXP, 6.0, False, False, True),
 }
@@ -83,6 +102,11 @@ HIDDEN = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)
 def code(name):
     """The kernels' code of the activation ``name``."""
     return ACTIVATIONS[name].code
+
+
+def keeps(name):
+    """Whether a layer of activation ``name`` keeps f'(Z) from its forward pass."""
+    return ACTIVATIONS[name].keep
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,6 +158,73 @@ def relu_back(d, a):  # f' = 1[a > 0]
 @njit(**SCALAR)
 def exp(z):
     return vm.exp(z)
+
+
+LEAKY_SLOPE = 0.01
+
+
+@njit(**SCALAR)
+def leaky_relu(z):
+    return typed(z, LEAKY_SLOPE) * z if z < 0 else z
+
+
+@njit(**SCALAR)
+def leaky_relu_back(d, a):  # f' = 1[a > 0] + 0.01 1[a <= 0] (PyTorch's: 0.01 at 0)
+    return d if a > 0 else d * typed(d, LEAKY_SLOPE)
+
+
+@njit(**SCALAR)
+def elu(z):
+    return z if z > 0 else vm.expm1(z)
+
+
+@njit(**SCALAR)
+def elu_back(d, a):  # f' = 1 (z > 0), e^z = a + 1 (z <= 0)
+    return d if a > 0 else d * (a + typed(a, 1.0))
+
+
+_INV_SQRT2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+@njit(**SCALAR)
+def gelu_keep(z):
+    """(z Φ(z), Φ(z) + z φ(z)): Φ by erfc (accurate in both tails; libm's, a scalar
+    call), φ(z) = exp(-z²/2) / sqrt(2π)."""
+    cdf = typed(z, 0.5) * math.erfc(-z * typed(z, _INV_SQRT2))
+    pdf = typed(z, _INV_SQRT_2PI) * vm.exp(typed(z, -0.5) * z * z)
+    return z * cdf, cdf + z * pdf
+
+
+@njit(**SCALAR)
+def gelu(z):
+    return gelu_keep(z)[0]
+
+
+@njit(**SCALAR)
+def silu_keep(z):
+    """(z σ(z), σ(z) (1 + z (1 - σ(z))))."""
+    s = vm.logistic(z)
+    return z * s, s * (typed(z, 1.0) + z * (typed(z, 1.0) - s))
+
+
+@njit(**SCALAR)
+def silu(z):
+    return z * vm.logistic(z)
+
+
+@njit(**SCALAR)
+def softplus_keep(z):
+    """(log(1 + e^z), σ(z)) as max(z, 0) + log1p(e^-|z|): no overflow, no cancellation."""
+    e = vm.exp(-abs(z))
+    inv = typed(z, 1.0) / (typed(z, 1.0) + e)
+    a = max(z, typed(z, 0.0)) + vm.log1p(e)
+    return a, (inv if z >= 0 else e * inv)
+
+
+@njit(**SCALAR)
+def softplus(z):
+    return softplus_keep(z)[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,9 +295,62 @@ def activation_forward_cols(Z, lo, hi, b, code):
         elif code == EXP:
             for j in range(m):
                 z[j] = exp(z[j] + b[j])
+        elif code == LEAKY_RELU:
+            for j in range(m):
+                z[j] = leaky_relu(z[j] + b[j])
+        elif code == ELU:
+            for j in range(m):
+                z[j] = elu(z[j] + b[j])
+        elif code == GELU:
+            for j in range(m):
+                z[j] = gelu(z[j] + b[j])
+        elif code == SILU:
+            for j in range(m):
+                z[j] = silu(z[j] + b[j])
+        elif code == SOFTPLUS:
+            for j in range(m):
+                z[j] = softplus(z[j] + b[j])
         else:
             for j in range(m):
                 z[j] = identity(z[j] + b[j])
+
+
+@njit(**JIT)
+def activation_forward_keep(Z, G, lo, hi, b, code):
+    """``activation_forward_cols`` for a layer that keeps its derivative: also
+    ``G[:, lo:hi] <- f'(Z[:, lo:hi] + b)``, from Z (``keep`` entries) or, for the others
+    (a layer under dropout keeps f' too), from the output as their backward computes it.
+    """
+    m = hi - lo
+    if code != GELU and code != SILU and code != SOFTPLUS:
+        activation_forward_cols(Z, lo, hi, b, code)
+        for i in range(Z.shape[0]):
+            g = G[i, lo:hi]
+            for j in range(m):
+                g[j] = 1
+        activation_backward_cols(G, Z, lo, hi, code)
+        return
+    for i in range(Z.shape[0]):
+        z, g = Z[i, lo:hi], G[i, lo:hi]
+        if code == GELU:
+            for j in range(m):
+                z[j], g[j] = gelu_keep(z[j] + b[j])
+        elif code == SILU:
+            for j in range(m):
+                z[j], g[j] = silu_keep(z[j] + b[j])
+        else:
+            for j in range(m):
+                z[j], g[j] = softplus_keep(z[j] + b[j])
+
+
+@njit(**JIT)
+def multiply_cols(D, G, lo, hi):
+    """``D[:, lo:hi] *= G[:, lo:hi]``: the backward pass of a layer that kept f'."""
+    m = hi - lo
+    for i in range(D.shape[0]):
+        d, g = D[i, lo:hi], G[i, lo:hi]
+        for j in range(m):
+            d[j] *= g[j]
 
 
 @njit(**JIT)
@@ -229,3 +373,9 @@ def activation_backward_cols(D, A, lo, hi, code):
         elif code == RELU:
             for j in range(m):
                 d[j] = relu_back(d[j], a[j])
+        elif code == LEAKY_RELU:
+            for j in range(m):
+                d[j] = leaky_relu_back(d[j], a[j])
+        elif code == ELU:
+            for j in range(m):
+                d[j] = elu_back(d[j], a[j])

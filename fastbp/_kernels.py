@@ -72,10 +72,16 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._activations import activation_backward_cols, activation_forward_cols
+from ._activations import (
+    activation_backward_cols,
+    activation_forward_cols,
+    activation_forward_keep,
+    multiply_cols,
+)
 from ._blas import gemm
 from ._config import JIT
-from ._losses import NO_LOSS, output_delta_and_loss
+from ._dropout import dropout_cols, layer_key
+from ._losses import output_delta_and_loss
 from ._optim import step_size, update_range
 from ._sync import PENALTY, barrier
 
@@ -357,8 +363,61 @@ def weight_block(net, team, params, l, b):
 # ---------------------------------------------------------------------------------------
 
 
+def _forward_plain(A, lo, hi, A_in, W, b, net, ws, hyper, l, t):
+    dense_forward(A, lo, hi, A_in, W, b, net.hidden)
+
+
+def _forward_keep(A, lo, hi, A_in, W, b, net, ws, hyper, l, t):
+    G = layer_view(ws.fprime, ws.a_off[l], A.shape[0], A.shape[1])
+    dot_xw(A, lo, hi, A_in, W)
+    activation_forward_keep(A, G, lo, hi, b, net.hidden)
+    if hyper.dropout.size > 0 and hyper.dropout[l] > 0:
+        dropout_cols(A, G, lo, hi, layer_key(hyper.seed, t, l), hyper.dropout[l])
+
+
+def _backward_plain(D, A, ws, l, lo, hi, net):
+    activation_backward_cols(D, A, lo, hi, net.hidden)
+
+
+def _backward_keep(D, A, ws, l, lo, hi, net):
+    multiply_cols(D, layer_view(ws.fprime, ws.a_off[l], D.shape[0], D.shape[1]), lo, hi)
+
+
+def _keeps(ws):
+    """In compiled code: does the Workspace type keep f' (``fprime`` 1-D; a network that
+    does not keep it has a 2-D empty one)? Decided at compile time, so a fit without
+    kept derivatives compiles none of their code. In Python: the same, on the value."""
+    if isinstance(ws, types.BaseTuple):
+        return dict(zip(ws.fields, ws.types))["fprime"].ndim == 1
+    return ws.fprime.ndim == 1
+
+
+def hidden_forward(A, lo, hi, A_in, W, b, net, ws, hyper, l, t):
+    """Eq. (1) for columns ``[lo, hi)`` of hidden layer l + 1 in training: as
+    ``dense_forward``; where the layers keep f' (``ws.fprime``), f'(Z) kept too, then the
+    layer's dropout (``_dropout``) applied to both."""
+    (_forward_keep if _keeps(ws) else _forward_plain)(A, lo, hi, A_in, W, b, net, ws,
+                                                       hyper, l, t)
+
+
+def hidden_backward(D, A, ws, l, lo, hi, net):
+    """Eq. (3), second half, on columns ``[lo, hi)`` of hidden layer l + 1:
+    ``D <- D ⊙ f'``, f' from its output A or, where kept, ``ws.fprime``'s."""
+    (_backward_keep if _keeps(ws) else _backward_plain)(D, A, ws, l, lo, hi, net)
+
+
+@overload(hidden_forward, jit_options=JIT)
+def _ov_hidden_forward(A, lo, hi, A_in, W, b, net, ws, hyper, l, t):
+    return _forward_keep if _keeps(ws) else _forward_plain
+
+
+@overload(hidden_backward, jit_options=JIT)
+def _ov_hidden_backward(D, A, ws, l, lo, hi, net):
+    return _backward_keep if _keeps(ws) else _backward_plain
+
+
 @njit(**STEP)
-def forward_hidden(tid, team, params, ws, xb, net, nb, phase):
+def forward_hidden(tid, team, params, ws, xb, net, nb, hyper, t, phase):
     """Eq. (1) for the hidden layers: my columns of each, then wait for the other's.
     Returns the phase (-1: aborted)."""
     L = net.units.size - 1
@@ -368,10 +427,10 @@ def forward_hidden(tid, team, params, ws, xb, net, nb, phase):
         b = params[net.b_off[l] + lo : net.b_off[l] + hi]
         W = weight_block(net, team, params, l, tid)
         if l == 0:
-            dense_forward(A, lo, hi, xb, W, b, net.hidden)
+            hidden_forward(A, lo, hi, xb, W, b, net, ws, hyper, l, t)
         else:
             A_prev = layer_view(ws.acts, ws.a_off[l - 1], nb, net.units[l])
-            dense_forward(A, lo, hi, A_prev, W, b, net.hidden)
+            hidden_forward(A, lo, hi, A_prev, W, b, net, ws, hyper, l, t)
         phase = sync(team, tid, phase)
         if phase < 0:
             break
@@ -395,7 +454,7 @@ def output_head(tid, params, ws, xb, yb, wb, net, nb):
     else:
         A_prev = layer_view(ws.acts, ws.a_off[L - 2], nb, net.units[L - 1])
         dense_forward(A_L, lo, K, A_prev, W, b, net.output)
-    return output_delta_and_loss(D, A_L, yb, wb, net.loss if tid == 0 else NO_LOSS)
+    return output_delta_and_loss(D, A_L, yb, wb, net.loss, tid == 0)
 
 
 @njit(**STEP)
@@ -417,7 +476,7 @@ def backward_output(tid, team, bufs, ws, xb, net, nb):
     W = layer_view(bufs.params, net.w_off[L - 1], net.units[L - 1], K)
     D_prev = layer_view(ws.deltas, ws.a_off[L - 2], nb, net.units[L - 1])
     gemm(D_prev[:, lo:hi], D, W[lo:hi], False, True, 0.0)
-    activation_backward_cols(D_prev, A_prev, lo, hi, net.hidden)
+    hidden_backward(D_prev, A_prev, ws, L - 2, lo, hi, net)
 
 
 @njit(**STEP)
@@ -442,7 +501,7 @@ def backward_hidden(tid, team, bufs, ws, net, nb, phase):
             blo, bhi = own(net, team, l + 1, b)
             Wb = weight_block(net, team, bufs.params, l, b)
             gemm(D_prev[:, lo2:hi2], D[:, blo:bhi], Wb[lo2:hi2], False, True, float(b))
-        activation_backward_cols(D_prev, A_in, lo2, hi2, net.hidden)
+        hidden_backward(D_prev, A_in, ws, l - 1, lo2, hi2, net)
     return phase
 
 
@@ -457,16 +516,17 @@ def backward_first(tid, team, bufs, ws, xb, net, nb):
 
 
 @njit(**STEP)
-def loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, alpha, phase):
+def loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, hyper, t, phase):
     """Forward (1), residual and loss (2), backward (3) and the sums of (4) for one
-    minibatch (xb, yb, wb: its rows of X, Y, sw), on thread tid's share; ``bufs.grads``
+    minibatch (xb, yb, wb: its rows of X, Y, sw), on thread tid's share, at optimizer
+    step t (``hyper``: the penalty α and the dropout's rates); ``bufs.grads``
     gets ``A_{l-1}ᵀ δ_l`` and ``Σ_rows δ_l``, not yet penalised nor scaled.
     Returns (loss, S, phase): the loss (thread 0; 0 on thread 1) as scikit-learn's
     ``_backprop`` reports it, data loss + ½ α ‖W‖² / S; S the rows or weight sum;
     phase -1 if aborted."""
     L = net.units.size - 1
     nb = yb.shape[0]
-    phase = forward_hidden(tid, team, bufs.params, ws, xb, net, nb, phase)
+    phase = forward_hidden(tid, team, bufs.params, ws, xb, net, nb, hyper, t, phase)
     if phase < 0:
         return 0.0, 1.0, phase
     # my share of ‖W‖², before this minibatch's update (read after a barrier below)
@@ -480,7 +540,7 @@ def loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, alpha, phase):
     if phase < 0:  # weights and the activations
         return loss, S, phase
     if tid == 0:
-        loss += (0.5 * alpha) * (team.shared[PENALTY[0]] + team.shared[PENALTY[1]]) / S
+        loss += (0.5 * hyper.alpha) * (team.shared[PENALTY[0]] + team.shared[PENALTY[1]]) / S
     if L > 1:
         backward_first(tid, team, bufs, ws, xb, net, nb)
     return loss, S, phase
@@ -541,7 +601,7 @@ def train_epoch(tid, team, bufs, ws, data, net, hyper, first, last, t):
         phase = sync(team, tid, phase)
         if phase < 0:
             break
-        loss, S, phase = loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, hyper.alpha,
+        loss, S, phase = loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, hyper, t,
                                        phase)
         if phase < 0:
             break
@@ -569,12 +629,13 @@ def finish_gradient(grads, params, n_coefs, alpha, S):
 
 
 @njit(**JIT)
-def loss_grad(team, bufs, ws, X, Y, sw, net, alpha):
+def loss_grad(team, bufs, ws, X, Y, sw, net, hyper):
     """Loss of the rows X, Y, sw (all of them, one thread: ``team``) and its gradient with
     respect to every parameter (eq. 1-4) in ``bufs.grads``, for L-BFGS and the tests;
-    ``ws`` holds ``n_rows(X)`` rows. Returns the loss."""
-    loss, S, _ = loss_and_sums(0, team, bufs, ws, X, Y, sw, net, alpha, 0)
-    finish_gradient(bufs.grads, bufs.params, net.n_coefs, alpha, S)
+    ``ws`` holds ``n_rows(X)`` rows; ``hyper`` gives α (and no dropout: L-BFGS's
+    objective is deterministic). Returns the loss."""
+    loss, S, _ = loss_and_sums(0, team, bufs, ws, X, Y, sw, net, hyper, 0, 0)
+    finish_gradient(bufs.grads, bufs.params, net.n_coefs, hyper.alpha, S)
     return loss
 
 

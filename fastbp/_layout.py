@@ -84,6 +84,9 @@ class Workspace(NamedTuple):
         written; 1 otherwise); (G, B, 0) for sparse X, whose rows are read in place.
     ybuf : (T, B, K), swbuf : (T, B) each thread's gathered rows of Y and sw.
     heads : (T, 2, B, K) each thread's output A_L (``[t, 0]``) and residual δ_L (``[t, 1]``).
+    fprime : the hidden layers' f'(Z), laid out as ``acts``, for layers that keep it
+        (``_activations.Activation.keep``, or dropout: ``_dropout``); otherwise a 2-D
+        empty array, another type, so that the kernels compile no code for it.
     """
 
     acts: np.ndarray
@@ -93,6 +96,7 @@ class Workspace(NamedTuple):
     ybuf: np.ndarray
     swbuf: np.ndarray
     heads: np.ndarray
+    fprime: np.ndarray
 
 
 class Batches(NamedTuple):
@@ -139,11 +143,12 @@ def one_thread(layout):
                 np.zeros(24, np.float64))
 
 
-def make_workspace(layout, batch_size, threads, n_features, dtype):
+def make_workspace(layout, batch_size, threads, n_features, dtype, keep=False):
     """A ``Workspace`` for ``threads`` threads and minibatches of up to ``batch_size``
     rows, for X of ``n_features`` columns (0 for sparse X, read in place: no gather
-    buffer); every buffer starts on a cache line (``aligned_empty``: with widths and cuts
-    multiples of 8, no line of a row is then written by both threads)."""
+    buffer), with ``fprime`` if the hidden layers ``keep`` f'; every buffer starts on a
+    cache line (``aligned_empty``: with widths and cuts multiples of 8, no line of a row
+    is then written by both threads)."""
     a_off, size = activation_offsets(layout, batch_size)
     n_out = int(layout.units[-1])
     B, T = batch_size, threads
@@ -151,7 +156,8 @@ def make_workspace(layout, batch_size, threads, n_features, dtype):
         aligned_empty(size, dtype), aligned_empty(size, dtype), a_off,
         aligned_empty((2 if T == 2 else 1, B, n_features), dtype),
         aligned_empty((T, B, n_out), dtype), aligned_empty((T, B), dtype),
-        aligned_empty((T, 2, B, n_out), dtype))
+        aligned_empty((T, 2, B, n_out), dtype),
+        aligned_empty(size, dtype) if keep else np.zeros((0, 0), dtype))
 
 
 def make_layout(layer_units):

@@ -1,9 +1,13 @@
 """The output heads: each loss with its output activation, its residual and its value.
 
-Every head here is a canonical pair (the loss is the negative log-likelihood of the
-output activation's distribution), so its residual is δ_L = A - Y for all of them
-(docs/backprop.md, eq. 2); ``output_delta_and_loss`` computes it and the batch's loss in
-one pass, ``data_loss`` the loss alone.
+scikit-learn's heads are canonical pairs (the loss is the negative log-likelihood of
+the output activation's distribution), so their residual is δ_L = A - Y (docs/backprop.md,
+eq. 2). The seed's squared error on a classifier's outputs (its eqs. 9.22-9.23,
+``MLPClassifier(loss='squared_error')``) is not: J = Σ_n s_n ½‖y_n - a_n‖² / S, whose
+residual goes through the output activation's Jacobian, δ = s (a - y) ⊙ a (1 - a) on
+logistic outputs and δ_k = s a_k (g_k - Σ_j a_j g_j), g = a - y, on softmax outputs.
+``output_delta_and_loss`` computes the residual and the batch's loss in one pass,
+``data_loss`` the loss alone.
 
 Adding a loss (the recipe):
 
@@ -34,13 +38,16 @@ class Loss(NamedTuple):
 
 
 SQUARED_ERROR, LOG_LOSS, BINARY_LOG_LOSS, POISSON = 0, 1, 2, 3
-NO_LOSS = -1  # output_delta_and_loss: the residual and S only
+HALF_SQUARED_SOFTMAX, HALF_SQUARED_LOGISTIC = 4, 5
 
 LOSSES = {
     "squared_error": Loss(SQUARED_ERROR, "identity"),
     "log_loss": Loss(LOG_LOSS, "softmax"),
     "binary_log_loss": Loss(BINARY_LOG_LOSS, "logistic"),
     "poisson": Loss(POISSON, "exp"),
+    # the classifier's loss='squared_error' (the seed's), by its output
+    "half_squared_error_softmax": Loss(HALF_SQUARED_SOFTMAX, "softmax"),
+    "half_squared_error_logistic": Loss(HALF_SQUARED_LOGISTIC, "logistic"),
 }
 
 
@@ -58,9 +65,12 @@ def element_loss(code, a, y, eps):
     log_loss         -y log a                               (softmax output)
     binary_log_loss  -[y log a + (1-y) log(1-a)]            (logistic output)
     poisson          y log(y/a) - y + a                     (exp output)
+    half_squared_*   ½ (y - a)²                             (the classifier's)
     """
     if code == SQUARED_ERROR:
         return (y - a) * (y - a)
+    if code == HALF_SQUARED_SOFTMAX or code == HALF_SQUARED_LOGISTIC:
+        return 0.5 * ((y - a) * (y - a))
     if code == LOG_LOSS:
         return -y * math.log(min(max(a, eps), 1 - eps)) if y != 0 else 0.0
     if code == BINARY_LOG_LOSS:
@@ -78,7 +88,7 @@ def element_loss(code, a, y, eps):
         elif a == 0:  # scikit-learn's xlogy(0, 0 / 0): nan (exp underflowed)
             term += math.nan
         return term
-    return 0.0  # NO_LOSS
+    return 0.0
 
 
 @njit(inline="always", **JIT)
@@ -92,11 +102,12 @@ def finish_loss(code, total, S, k):
 
 
 @njit(**JIT)
-def output_delta_and_loss(D, A, Y, sw, code):
-    """Eq. (2): ``D = (A - Y) ⊙ sw`` and the batch's data loss, weighted by ``sw``.
+def output_delta_and_loss(D, A, Y, sw, code, want_loss=True):
+    """Eq. (2): ``D = (A - Y) ⊙ sw`` (through the output's Jacobian for the half squared
+    errors) and the batch's data loss, weighted by ``sw``.
 
     D, A, Y : (N, K);  sw : (N,) sample weights (ones when the fit has none).
-    Returns (data loss, S) in float64, S = Σ sw; the loss is 0 for ``code`` NO_LOSS.
+    Returns (data loss, S) in float64, S = Σ sw; the loss is 0 unless ``want_loss``.
     Raises ZeroDivisionError, as scikit-learn, when the batch's weights sum to zero.
     """
     n, k = A.shape
@@ -111,9 +122,19 @@ def output_delta_and_loss(D, A, Y, sw, code):
             a = A[i, j]
             y = Y[i, j]
             D[i, j] = (a - y) * w
-            if code != NO_LOSS:
+            if want_loss:
                 row += element_loss(code, a, y, eps)
         total += w * row
+        if code == HALF_SQUARED_LOGISTIC:
+            for j in range(k):
+                a = A[i, j]
+                D[i, j] = D[i, j] * a * (1 - a)
+        elif code == HALF_SQUARED_SOFTMAX:
+            dot = 0.0
+            for j in range(k):
+                dot += A[i, j] * D[i, j]
+            for j in range(k):
+                D[i, j] = A[i, j] * (D[i, j] - dot)
     if S == 0.0:  # as scikit-learn's np.average, before the batch updates anything
         raise ZeroDivisionError("Weights sum to zero, can't be normalized")
     return finish_loss(code, total, S, k), S

@@ -34,6 +34,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils._available_if import _AvailableIfDescriptor
 from sklearn.utils.multiclass import (
@@ -47,6 +48,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import _kernels, _loop, _threads
 from ._activations import ACTIVATIONS, HIDDEN
 from ._activations import code as activation_code
+from ._activations import keeps
 from ._layout import (
     Batches,
     Buffers,
@@ -150,7 +152,7 @@ class _BaseMLP(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({name for name in HIDDEN if ACTIVATIONS[name].sklearn})],
+        "activation": [StrOptions(set(HIDDEN))],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -175,7 +177,45 @@ class _BaseMLP(BaseEstimator):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        # fastbp's own (keyword-only, after scikit-learn's; their defaults are its model)
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "dtype": "no_validation",  # checked in _model_dtype
     }
+
+    # ---- fastbp's options, checked ------------------------------------------------------
+
+    def _model_dtype(self):
+        """The dtype the ``dtype`` parameter asks for, or None (scikit-learn's rule:
+        float32 input trains in float32, anything else in float64)."""
+        if self.dtype is None:
+            return None
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(
+                f"dtype must be None, np.float32 or np.float64; got {self.dtype!r}."
+            )
+        return dtype
+
+    def _input_dtypes(self):
+        """What ``validate_data`` converts X to: the dtype asked for, or either float."""
+        dtype = self._model_dtype()
+        return (np.float64, np.float32) if dtype is None else dtype
+
+    def _dropout_rates(self, n_hidden):
+        """Each hidden layer's dropout rate, (n_hidden,) float64, checked."""
+        rates = np.asarray(self.dropout, dtype=np.float64) if not isinstance(
+            self.dropout, str) else None
+        if rates is None or rates.ndim > 1 or (rates.ndim == 1 and rates.size != n_hidden):
+            raise ValueError(
+                "dropout must be a rate in [0, 1) or one rate per hidden layer "
+                f"({n_hidden} of them); got {self.dropout!r}."
+            )
+        if not np.all((rates >= 0) & (rates < 1)):  # (NaN fails too)
+            raise ValueError(f"dropout rates must be in [0, 1); got {self.dropout!r}.")
+        return np.ascontiguousarray(np.broadcast_to(rates, (n_hidden,)))
 
     # ---- the flat buffer and its views --------------------------------------------------
 
@@ -268,6 +308,8 @@ class _BaseMLP(BaseEstimator):
         loss = self.loss
         if loss == "log_loss" and self.out_activation_ == "logistic":
             loss = "binary_log_loss"
+        elif is_classifier(self) and loss == "squared_error":  # the seed's, ½‖y - a‖²
+            loss = "half_squared_error_" + self.out_activation_
         return make_net(self._layout, activation_code(self.activation),
                         activation_code(self.out_activation_), loss_code(loss))
 
@@ -286,9 +328,17 @@ class _BaseMLP(BaseEstimator):
             not self.warm_start and not incremental
         )
 
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        rates = self._dropout_rates(len(hidden_layer_sizes))
+        if self.solver == "lbfgs" and rates.any():
+            raise ValueError(
+                "dropout is for the stochastic solvers ('sgd', 'adam'): L-BFGS needs a "
+                "deterministic objective. Use dropout=0.0 with solver='lbfgs'."
+            )
+        X, y, class_sw = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
+        if class_sw is not None:  # class_weight, as scikit-learn's classifiers apply it
+            sample_weight = class_sw if sample_weight is None else sample_weight * class_sw
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         layer_units = [X.shape[1]] + hidden_layer_sizes + [y.shape[1]]
@@ -312,7 +362,7 @@ class _BaseMLP(BaseEstimator):
         sw = None if sample_weight is None else _kernel_array(sample_weight, dtype)
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sw, incremental, sample_weight)
+            self._fit_stochastic(X, Y, sw, incremental, sample_weight, rates)
         else:
             self._fit_lbfgs(X, Y, sw)
 
@@ -335,17 +385,18 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         X = _kernel_input(X, dtype)
         team = one_thread(layout)
-        ws = make_workspace(layout, n, 1, 0, dtype)  # (X is read in place)
+        ws = make_workspace(layout, n, 1, 0, dtype,  # (X is read in place)
+                            keeps(self.activation))
         empty = np.empty(0, dtype=dtype)
         bufs = Buffers(flat, np.empty(layout.size, dtype=dtype), empty, empty)
         if sw is None:
             sw = _kernel_array(np.ones(n, dtype=dtype))
         net = self._net()
-        alpha = float(self.alpha)
+        hyper = make_hyper(self, 0.0)
 
         def loss_grad(x):
             flat[:] = x
-            loss = _kernels.loss_grad(team, bufs, ws, X, Y, sw, net, alpha)
+            loss = _kernels.loss_grad(team, bufs, ws, X, Y, sw, net, hyper)
             return loss, bufs.grads.astype(np.float64)
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
@@ -401,7 +452,7 @@ class _BaseMLP(BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_stochastic(self, X, Y, sw, incremental, sample_weight=None):
+    def _fit_stochastic(self, X, Y, sw, incremental, sample_weight, rates):
         layout = self._layout
         dtype = self._flat.dtype
         if not incremental or not hasattr(self, "_optimizer"):
@@ -421,12 +472,17 @@ class _BaseMLP(BaseEstimator):
         # (gradients aligned to a cache line: the two-thread epoch's threads write blocks)
         bufs = Buffers(self._flat, aligned_empty(layout.size, dtype), opt.moment1,
                        opt.moment2)
-        trainer = _threads.trainer(X, layout, batch_size, dtype)
+        # dropout's masks: a seed drawn only when some rate is not 0 (the draws, and so
+        # the model, are scikit-learn's without dropout)
+        seed = int(self._random_state.randint(np.iinfo(np.int32).max)) if rates.any() else 0
+        rates = rates if rates.any() else None
+        trainer = _threads.trainer(X, layout, batch_size, dtype,
+                                   keeps(self.activation) or rates is not None)
         stopping = _loop.Stopping(self, validation)
         if validation is not None:  # (a warm-start refit: None, the live weights)
             stopping.best_params = self.__dict__.pop("_initial_best", None)
         _loop.train(self, trainer, bufs, data, self._net(), opt,
-                    lambda lr: make_hyper(self, lr), stopping, incremental)
+                    lambda lr: make_hyper(self, lr, rates, seed), stopping, incremental)
         if stopping.best_params is not None:
             # Restore the best weights (views stay valid). scikit-learn restores by
             # aliasing (coefs_ = _best_coefs): its best weights are then the live ones,
@@ -481,7 +537,8 @@ class _BaseMLP(BaseEstimator):
             # dtype="numeric", as scikit-learn's predict: strings are refused, not parsed
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         flat = self._params()
-        dtype = np.result_type(X.dtype, flat.dtype)  # as numpy's X @ W would
+        # as numpy's X @ W would; the model's own when the dtype parameter sets it
+        dtype = flat.dtype if self._model_dtype() is not None else np.result_type(X.dtype, flat.dtype)
         n = X.shape[0]
         X = _kernel_input(X, dtype)
         flat = _kernel_array(flat, dtype)
@@ -517,6 +574,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``coefs_[i]`` and ``intercepts_[i]`` are views into one flat parameter vector.
     """
 
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"log_loss", "squared_error"})],
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
@@ -543,6 +606,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        loss="log_loss",
+        class_weight=None,
+        dropout=0.0,
+        dtype=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -567,9 +634,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
-
-    # scikit-learn stores loss="log_loss" as a hidden attribute of the classifier
-    loss = "log_loss"
+        self.loss = loss
+        self.class_weight = class_weight
+        self.dropout = dropout
+        self.dtype = dtype
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -578,11 +646,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y,
             accept_sparse=["csr", "csc"],
             multi_output=True,
-            dtype=(np.float64, np.float32),
+            dtype=self._input_dtypes(),
             reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        class_sw = self._class_sample_weight(y, incremental)
 
         # incremental  warm_start  classes_ defined  action
         #     0            0            0            define classes_
@@ -609,7 +678,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     "`y` has classes not in `self.classes_`. "
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
-        return X, _binarize(self._label_binarizer, y)
+        return X, _binarize(self._label_binarizer, y), class_sw
+
+    def _class_sample_weight(self, y, incremental):
+        """The sample weights ``class_weight`` gives the labels y, or None: scikit-learn's
+        ``compute_sample_weight`` (multilabel y: 'balanced' per label, or one dict per
+        label, as its multi-output classifiers take them)."""
+        if self.class_weight is None:
+            return None
+        if incremental and isinstance(self.class_weight, str):
+            # as SGDClassifier.partial_fit: a batch's frequencies are not the data's
+            raise ValueError(
+                "class_weight '{0}' is not supported for partial_fit. In order to use "
+                "'balanced' weights, use compute_class_weight('{0}', classes=classes, "
+                "y=y). In place of y you can use a large enough sample of the full "
+                "training set target to properly estimate the class frequency "
+                "distributions. Pass the resulting weights as the class_weight "
+                "parameter.".format(self.class_weight)
+            )
+        return compute_sample_weight(self.class_weight, y)
 
     def predict(self, X):
         """Predict using the multi-layer perceptron classifier.
@@ -725,6 +812,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
+        dropout=0.0,
+        dtype=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -750,6 +839,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
+        self.dtype = dtype
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
@@ -784,7 +875,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             accept_sparse=["csr", "csc"],
             multi_output=True,
             y_numeric=True,
-            dtype=(np.float64, np.float32),
+            dtype=self._input_dtypes(),
             reset=reset,
         )
         if y.dtype.kind in "USV":  # scikit-learn 1.9 fails later with numpy's TypeError
@@ -794,7 +885,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        return X, y, None
 
     @offered_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -34,7 +34,8 @@ class Hyper(NamedTuple):
 
     solver : int (SGD, ADAM);  alpha : the L2 penalty;  lr : the learning rate now (SGD's
     schedules change it between epochs; Adam's base rate);  momentum, nesterov : SGD's;
-    beta1, beta2, epsilon : Adam's.
+    beta1, beta2, epsilon : Adam's;  dropout : (L - 1,) float64, each hidden layer's
+    dropout rate, or empty (none);  seed : the dropout masks' (``_dropout``).
     """
 
     solver: int
@@ -45,14 +46,19 @@ class Hyper(NamedTuple):
     beta1: float
     beta2: float
     epsilon: float
+    dropout: np.ndarray = np.zeros(0)
+    seed: int = 0
 
 
-def make_hyper(est, lr):
-    """``Hyper`` of estimator ``est`` at learning rate ``lr``, every field of one Python
-    type always (a NumPy bool or int would be another compiled specialisation)."""
-    return Hyper(OPTIMIZERS[est.solver].code, float(est.alpha), float(lr),
-                 float(est.momentum), bool(est.nesterovs_momentum), float(est.beta_1),
-                 float(est.beta_2), float(est.epsilon))
+def make_hyper(est, lr, dropout=None, seed=0):
+    """``Hyper`` of estimator ``est`` at learning rate ``lr`` (and the fit's dropout
+    rates and seed), every field of one Python type always (a NumPy bool or int would
+    be another compiled specialisation). L-BFGS's: the SGD code (it takes no step)."""
+    opt = OPTIMIZERS.get(est.solver, SGDSchedule)
+    rates = np.zeros(0) if dropout is None else np.ascontiguousarray(dropout, np.float64)
+    return Hyper(opt.code, float(est.alpha), float(lr), float(est.momentum),
+                 bool(est.nesterovs_momentum), float(est.beta_1), float(est.beta_2),
+                 float(est.epsilon), rates, int(seed))
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,10 +160,10 @@ def adam_step_size(lr, beta1, beta2, t):
 
 @njit(**JIT)
 def step_size(hyper, t):
-    """The next step's rate and the step count after it: SGD (lr, t), Adam (η_{t+1},
-    t + 1)."""
+    """The next step's rate and the step count after it: SGD (lr, t + 1), Adam
+    (η_{t+1}, t + 1). (SGD's rate does not depend on t; the dropout masks do.)"""
     if hyper.solver == SGD:
-        return hyper.lr, t
+        return hyper.lr, t + 1
     return adam_step_size(hyper.lr, hyper.beta1, hyper.beta2, t + 1), t + 1
 
 

@@ -224,14 +224,14 @@ def relayout(dst, src, units, w_off, ws_off, cuts, to_split):
     dst[w_off[L - 1]:] = src[w_off[L - 1]:]
 
 
-def trainer(X, layout, batch_size, dtype):
+def trainer(X, layout, batch_size, dtype, keep=False):
     """The epoch runner for this fit: ``SplitTrainer`` where ``plan`` says two threads,
-    else ``OneThread``."""
+    else ``OneThread``; ``keep``: the hidden layers keep f' (``_layout.Workspace``)."""
     cuts = plan(X, layout, batch_size)
     n_features = X.shape[1] if isinstance(X, np.ndarray) else 0
     if cuts is None:
-        return OneThread(layout, batch_size, dtype, n_features)
-    return SplitTrainer(layout, cuts, batch_size, dtype, n_features)
+        return OneThread(layout, batch_size, dtype, n_features, keep)
+    return SplitTrainer(layout, cuts, batch_size, dtype, n_features, keep)
 
 
 class OneThread:
@@ -250,9 +250,9 @@ class OneThread:
 
     threads = 1
 
-    def __init__(self, layout, batch_size, dtype, n_features):
+    def __init__(self, layout, batch_size, dtype, n_features, keep=False):
         self.team = one_thread(layout)
-        self.ws = make_workspace(layout, batch_size, 1, n_features, dtype)
+        self.ws = make_workspace(layout, batch_size, 1, n_features, dtype, keep)
 
     def __call__(self, bufs, data, net, hyper, first, last, t):
         return _kernels.train_epoch(0, self.team, bufs, self.ws, data, net, hyper, first,
@@ -288,11 +288,11 @@ class SplitTrainer:
 
     threads = 2
 
-    def __init__(self, layout, cuts, batch_size, dtype, n_features):
+    def __init__(self, layout, cuts, batch_size, dtype, n_features, keep=False):
         self.cuts = cuts
         self.units, self.w_off = layout.units, layout.w_off
         self.ws_off = split_layout(layout, cuts)
-        self.ws = make_workspace(layout, batch_size, 2, n_features, dtype)
+        self.ws = make_workspace(layout, batch_size, 2, n_features, dtype, keep)
         self._split = self._bufs = None  # (during a session)
         self._thread = None
         self._job = None  # the helper's arguments for the current call; None: stop

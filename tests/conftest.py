@@ -19,6 +19,8 @@ import fastbp  # noqa: E402
 from fastbp import _kernels  # noqa: E402
 from fastbp import _layout  # noqa: E402
 from fastbp._activations import code as activation_code  # noqa: E402
+from fastbp._activations import keeps  # noqa: E402
+from fastbp._optim import Hyper  # noqa: E402
 from fastbp._losses import code as loss_code  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
@@ -99,19 +101,22 @@ def kernel_loss_grad(flat, layout, X, Y, sw, hidden, out, loss, alpha):
     """``_kernels.loss_grad`` on all rows of X (dense or a CSR tuple): (loss, grads)."""
     dtype = flat.dtype
     n = _kernels.n_rows(X)
-    ws = _layout.make_workspace(layout, n, 1, 0, dtype)
+    ws = _layout.make_workspace(layout, n, 1, 0, dtype, keeps(hidden))
     empty = np.empty(0, dtype)
     bufs = _layout.Buffers(flat, np.empty_like(flat), empty, empty)
+    hyper = Hyper(0, float(alpha), 0.0, 0.0, False, 0.0, 0.0, 1.0)
     J = _kernels.loss_grad(_layout.one_thread(layout), bufs, ws, X, Y, sw,
-                           net_of(layout, hidden, out, loss), alpha)
+                           net_of(layout, hidden, out, loss), hyper)
     return J, bufs.grads
 
 
-def kernel_epoch(bufs, layout, X, Y, sw, perm, batch_size, net, hyper, first, last, t):
-    """``_kernels.train_epoch`` on one thread, with a workspace of its own."""
+def kernel_epoch(bufs, layout, X, Y, sw, perm, batch_size, net, hyper, first, last, t,
+                 keep=False):
+    """``_kernels.train_epoch`` on one thread, with a workspace of its own (``keep``: the
+    hidden layers keep f')."""
     dense = isinstance(X, np.ndarray)
     ws = _layout.make_workspace(layout, batch_size, 1, X.shape[1] if dense else 0,
-                                bufs.params.dtype)
+                                bufs.params.dtype, keep)
     data = _layout.Batches(X, Y, sw, perm, batch_size)
     return _kernels.train_epoch(0, _layout.one_thread(layout), bufs, ws, data, net, hyper, first,
                                 last, t)

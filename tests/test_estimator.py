@@ -73,7 +73,11 @@ def test_invalid_parameters_raise_as_scikit_learn(ours, theirs, params):
         theirs(**params).fit(X, y)
     with pytest.raises(type(theirs_err.value)) as ours_err:
         ours(**params).fit(X, y)
-    assert same_text(str(ours_err.value), str(theirs_err.value))
+    expected = str(theirs_err.value)
+    if "activation" in params:  # fastbp has more: its message lists them all
+        names = ", ".join(repr(name) for name in fastbp._activations.HIDDEN)
+        expected = re.sub(r"\{[^{}]*\}", "{" + names + "}", expected)
+    assert same_text(str(ours_err.value), expected)
 
 
 def same_text(a, b):
