@@ -54,20 +54,22 @@ def nrt_stats():
 
 # ---- the kernels: data, networks and calls ----------------------------------------------
 
-HIDDEN = ["identity", "logistic", "tanh", "relu"]
+HIDDEN = list(fastbp._activations.HIDDEN)  # every hidden activation of the registry
 HEADS = [  # (output activation, loss)
     ("identity", "squared_error"),
     ("softmax", "log_loss"),
     ("logistic", "binary_log_loss"),
     ("exp", "poisson"),
+    ("softmax", "half_squared_error_softmax"),  # the classifier's loss='squared_error'
+    ("logistic", "half_squared_error_logistic"),
 ]
 
 
 def targets(loss, n, k, rng, dtype):
     """Targets valid for the loss: one-hot for softmax, 0/1, counts, or reals."""
-    if loss == "log_loss":
+    if loss in ("log_loss", "half_squared_error_softmax"):
         return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
-    if loss == "binary_log_loss":
+    if loss in ("binary_log_loss", "half_squared_error_logistic"):
         return rng.integers(0, 2, (n, k)).astype(dtype)
     if loss == "poisson":
         return rng.poisson(1.5, (n, k)).astype(dtype)

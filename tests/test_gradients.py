@@ -18,7 +18,7 @@ def objective(flat, layout, X, Y, sw, hidden, out, loss, alpha):
     Ws, bs = coef_views(flat, layout), intercept_views(flat, layout)
     A = ref.forward(Ws, bs, X, hidden, out)[-1]
     data = ref.data_loss(loss, A, Y, sw)
-    if loss == "squared_error":
+    if loss == "squared_error":  # (the classifier's half squared error: J exactly)
         data *= Y.shape[1]
     return data + 0.5 * alpha * sum((W**2).sum() for W in Ws) / sw.sum()
 

@@ -44,7 +44,7 @@ def test_activation_forward(name, lo, hi, dtype):
     np.testing.assert_array_equal(out[:, hi:], Z[:, hi:])
 
 
-@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("name", [n for n in HIDDEN if not _activations.keeps(n)])
 def test_activation_backward(name, dtype):
     rng = np.random.default_rng(1)
     A = ref.activation(name, rng.standard_normal((6, 4))).astype(dtype)
@@ -53,6 +53,42 @@ def test_activation_backward(name, dtype):
     out = D.copy()
     _activations.activation_backward_cols(out, A, 0, 4, activation_code(name))
     np.testing.assert_allclose(out, D * ref.derivative_from_output(name, A), rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 9), (3, 7)])
+@pytest.mark.parametrize("name", HIDDEN)
+def test_activation_forward_keep(name, lo, hi, dtype):
+    """The forward pass of a layer that keeps f' (every activation can: dropout keeps
+    it): f(Z + b) as without keeping, and f'(Z + b) from Z, on columns [lo, hi) only."""
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((7, 9)).astype(dtype) * 3
+    Z[0, lo] = 0  # f' at 0: PyTorch's convention (relu 0, leaky_relu 0.01, elu 1)
+    b = np.zeros(hi - lo, dtype) if name in ("relu", "leaky_relu") else (
+        rng.standard_normal(hi - lo).astype(dtype))
+    out, G = Z.copy(), np.full_like(Z, np.nan)
+    _activations.activation_forward_keep(out, G, lo, hi, b, activation_code(name))
+    plain = Z.copy()
+    _activations.activation_forward_cols(plain, lo, hi, b, activation_code(name))
+    np.testing.assert_array_equal(out, plain)
+    z = (Z[:, lo:hi] + b).astype(np.float64)
+    np.testing.assert_allclose(G[:, lo:hi], ref.derivative(name, z), rtol=RTOL[dtype],
+                               atol=RTOL[dtype])
+    assert np.isnan(G[:, :lo]).all() and np.isnan(G[:, hi:]).all()
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu", "softplus", "elu"])
+def test_new_activations_in_their_tails(name, dtype):
+    """No overflow, and relative accuracy where the output is tiny (z -> -inf) or equal
+    to z (z -> +inf): the forms chosen (erfc for gelu, log1p(e^-|z|) for softplus,
+    expm1 for elu) against SciPy's."""
+    z = np.array([[-700.0, -80.0, -30.0, -5.0, -1e-8, 0.0, 1e-8, 5.0, 30.0, 80.0, 700.0]])
+    if dtype == np.float32:
+        z = np.clip(z, -80, 80)
+    Z = z.astype(dtype)
+    forward(Z, np.zeros(z.shape[1], dtype), name)
+    want = ref.activation(name, z.astype(dtype).astype(np.float64)).astype(dtype)
+    assert np.isfinite(Z).all()
+    np.testing.assert_allclose(Z, want, rtol=4 * RTOL[dtype], atol=0)
 
 
 def test_relu_keeps_nan(dtype):
@@ -112,7 +148,8 @@ def test_output_delta_and_loss(out, loss, k, dtype):
     sw = rng.uniform(0.5, 2.0, 8).astype(dtype)
     D = np.empty_like(A)
     value, S = _losses.output_delta_and_loss(D, A, Y, sw, loss_code(loss))
-    np.testing.assert_allclose(D, (A - Y) * sw[:, None], rtol=RTOL[dtype])
+    np.testing.assert_allclose(D, ref.output_delta(loss, A, Y, sw), rtol=RTOL[dtype],
+                               atol=RTOL[dtype])
     np.testing.assert_allclose(S, sw.sum(), rtol=RTOL[dtype])
     np.testing.assert_allclose(value, ref.data_loss(loss, A, Y, sw), rtol=RTOL[dtype])
     alone, S2 = _losses.data_loss(A, Y, sw, loss_code(loss))  # the loss alone
