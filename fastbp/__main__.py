@@ -32,7 +32,7 @@ WARMUP_HELP = """\
 Compile, and write to Numba's cache, every kernel a fit or a prediction can need:
 float32 and float64; solvers sgd, adam and lbfgs; dense X, and sparse X (CSR or CSC)
 with 32- and 64-bit indices; predict and predict_proba; the two-thread epoch
-(FASTBP_SPLIT). Each is a tiny fit or prediction through fastbp.MLPClassifier and
+(FASTBP_SPLIT); the layers that keep f' (activations gelu, silu, softplus; dropout). Each is a tiny fit or prediction through fastbp.MLPClassifier and
 fastbp.MLPRegressor. Later processes load the kernels instead of compiling them
 (a fit's first compile takes seconds to tens of seconds). Run it in a container or
 machine image build, in a CI image, or before timing anything.
@@ -115,6 +115,18 @@ def steps():
             out.append(("%s dense X, %s: two-thread epoch" % (dtype, solver),
                         lambda d=dtype, s=solver: _fit_and_predict(
                             d, "dense X", s, hidden_layer_sizes=(16, 16), batch_size=16)))
+    # layers that keep f' (gelu, silu, softplus, or dropout): other kernels (the solvers
+    # sgd and adam share one)
+    for dtype in DTYPES:
+        for kind in KINDS:
+            for solver in ("adam", "lbfgs"):
+                out.append(("%s %s, %s: kept f' (gelu)" % (dtype, kind, solver),
+                            lambda d=dtype, k=kind, s=solver: _fit_and_predict(
+                                d, k, s, activation="gelu")))
+        out.append(("%s dense X, adam: two-thread epoch, kept f'" % dtype,
+                    lambda d=dtype: _fit_and_predict(
+                        d, "dense X", "adam", hidden_layer_sizes=(16, 16), batch_size=16,
+                        activation="gelu")))
     return out
 
 

@@ -5,19 +5,26 @@ stored output a = f(z), so Z is never kept (docs/backprop.md, eq. 3). The kernel
 them to a block of columns of a C-ordered (N, H) array with ``activation_forward_cols``
 and ``activation_backward_cols``, which pick the entry by its integer code.
 
+Where a cannot give f'(z) (gelu, silu) or gives it inaccurately (softplus), the entry is
+``keep``: its ``name_keep(z)`` returns (f(z), f'(z)) and the forward pass of training
+keeps f'(Z) in the workspace's ``fprime`` (``activation_forward_keep``), which the
+backward multiplies in (``multiply_cols``). Only networks of such an activation, or
+with dropout, have that buffer; the kernels of the others compile no code for it.
+
 Adding an activation (the recipe; ``_kernels``' docstring has those for losses and
 optimizers):
 
-1. write ``name(z)`` and ``name_back(d, a)`` below, as straight-line float code that
-   keeps the argument's dtype (constants through ``typed``; exp, tanh, logistic through
-   ``_vmath``, which vectorises); if f' cannot be written from a, it needs Z kept,
-   which the kernels do not do yet;
+1. write ``name(z)`` below, as straight-line float code that keeps the argument's dtype
+   (constants through ``typed``; exp, tanh, logistic, expm1, log1p through ``_vmath``,
+   which vectorises), and either ``name_back(d, a)`` (f' from the output) or, marking
+   the entry ``keep``, ``name_keep(z)`` returning (f(z), f'(z));
 2. give it the next code and a row in ``ACTIVATIONS`` (its Glorot factor, whether
-   scikit-learn has it, where it may be used);
-3. add its loop to ``activation_forward_cols`` and ``activation_backward_cols`` (a
-   branch each, calling the two functions);
-4. its NumPy reference in ``tests/reference.py`` (``activation``,
-   ``derivative_from_output``) and its name in the parametrised kernel tests.
+   scikit-learn has it, where it may be used, ``keep``);
+3. add its loop to ``activation_forward_cols`` and to ``activation_backward_cols`` (from
+   a) or ``activation_forward_keep`` (keep), a branch each calling the functions;
+4. its NumPy reference in ``tests/reference.py`` (``activation``, ``derivative`` from Z
+   and, if f' comes from a, ``derivative_from_output``); the parametrised kernel and
+   gradient tests take every registry entry.
 
 Softmax is the one activation that is not element-wise: its forward is a branch of its
 own, and it has no backward here (it is only an output, whose residual the loss head

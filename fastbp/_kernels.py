@@ -27,7 +27,9 @@ Math (equation numbers are those of docs/backprop.md)
 
 S is the number of rows (or the sum of their sample weights); the stored δ is S·∂J/∂Z,
 divided by S once, in (4). f'(Z) is computed from the stored outputs A = f(Z), so Z is
-never kept (``_activations``).
+never kept (``_activations``), except where A cannot give it (gelu, silu, softplus) or
+dropout scales A: those layers keep f'(Z) (times the dropout's factor, ``_dropout``)
+from their forward pass, in ``Workspace.fprime`` (``hidden_forward``, ``hidden_backward``).
 
 One copy of the math, on one thread or two
 ------------------------------------------

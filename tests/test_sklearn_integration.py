@@ -39,10 +39,20 @@ CONFIGS = [
 # random subset of *rows* for validation, so repeated copies of a row fall on both sides
 # of the split while a weighted row falls on one: the two fits train on different data,
 # by design (scikit-learn's own estimator fails the same way). Every other check passes
-# in every configuration, early stopping included.
+# in every configuration, early stopping included, but one that scikit-learn's MLP does
+# not run (it has no class_weight): check_class_weight_classifiers trains on 50 noisy rows
+# with class weights 1000 : 0.0001 and wants 87 % of the test rows predicted as class 0.
+# Early stopping holds out 15 of those rows, whose weighted accuracy does not improve for
+# the first 20-odd epochs, so it stops after 45 of the 270 epochs the fit needs (0.78
+# without the split's rows: tests/test_beyond.py checks class_weight with early stopping
+# against the equivalent sample_weight instead).
 SPLIT_BY_ROWS = (
     "early stopping holds out rows, not weight: repeated rows and weighted rows split "
     "differently, so the two fits see different training data"
+)
+STOPS_EARLY = (
+    "early stopping on 15 held-out rows stops this 50-row fit after 45 of the 270 "
+    "epochs it needs to put 87 % of the test rows in the heavily weighted class"
 )
 
 
@@ -52,6 +62,7 @@ def expected_failures(estimator):
     return {
         "check_sample_weight_equivalence_on_dense_data": SPLIT_BY_ROWS,
         "check_sample_weight_equivalence_on_sparse_data": SPLIT_BY_ROWS,
+        "check_class_weight_classifiers": STOPS_EARLY,
     }
 
 

@@ -31,6 +31,10 @@ def test_every_dtype_solver_and_kind_of_X_is_a_step():
                 assert "%s %s, %s: fit, predict" % (dtype, kind, solver) in labels
         for solver in ("sgd", "adam"):
             assert "%s dense X, %s: two-thread epoch" % (dtype, solver) in labels
+        for kind in ("dense X", "sparse X", "sparse X (int64 indices)"):
+            for solver in ("adam", "lbfgs"):
+                assert "%s %s, %s: kept f' (gelu)" % (dtype, kind, solver) in labels
+        assert "%s dense X, adam: two-thread epoch, kept f'" % dtype in labels
 
 
 def test_the_two_thread_switch_is_found():
@@ -87,6 +91,10 @@ with event.install_listener("numba:compile", Compiles()), warnings.catch_warning
                 r.predict(data)
             fastbp.MLPClassifier(hidden_layer_sizes=(16,), max_iter=2).partial_fit(
                 data, y, classes=[0, 1])
+            fastbp.MLPClassifier(hidden_layer_sizes=(20, 20), activation="silu",
+                                 dropout=0.1, max_iter=2, batch_size=32).fit(data, y)
+            fastbp.MLPRegressor(hidden_layer_sizes=(20,), activation="softplus",
+                                solver="lbfgs", max_iter=3).fit(data, t)
 print(json.dumps(compiled))
 """
 
