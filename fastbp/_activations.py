@@ -17,7 +17,10 @@ optimizers):
 3. add its loop to ``activation_forward_cols`` and ``activation_backward_cols`` (a
    branch each, calling the two functions);
 4. its NumPy reference in ``tests/reference.py`` (``activation``,
-   ``derivative_from_output``) and its name in the parametrised kernel tests.
+   ``derivative_from_output``) and its name in the parametrised kernel tests;
+5. its ONNX form (``onnx`` in the entry: a function ``(g, z) -> name`` that adds the
+   nodes computing f(z) to the graph ``g``, ``fastbp._onnx``; ``tests/test_onnx.py``
+   checks that every entry has one and compares it with ``predict`` in onnxruntime).
 
 Softmax is the one activation that is not element-wise: its forward is a branch of its
 own, and it has no backward here (it is only an output, whose residual the loss head
@@ -57,6 +60,11 @@ class Activation(NamedTuple):
         scikit-learn's MLPs have it as a hidden activation.
     hidden, output : bool
         May be a hidden layer's; is some output head's.
+    onnx : callable
+        Its ONNX form: ``onnx(g, z)`` adds the nodes computing f(z) for the tensor named
+        ``z`` to the graph ``g`` (``g.node(op, inputs, **attributes)`` returns the output's
+        name; ``g.const(name, array)`` an initializer's) and returns the result's name.
+        Plain Python: it needs no ``onnx`` import (``fastbp._onnx`` builds the model).
     """
 
     code: int
@@ -64,17 +72,45 @@ class Activation(NamedTuple):
     sklearn: bool
     hidden: bool
     output: bool
+    onnx: object = None
+
+
+# The ONNX forms (opset >= 13): one operator each, for today's entries. Softmax is over
+# the classes (axis 1 of the (N, K) output).
+
+def _onnx_identity(g, z):
+    return z
+
+
+def _onnx_logistic(g, z):
+    return g.node("Sigmoid", [z])
+
+
+def _onnx_tanh(g, z):
+    return g.node("Tanh", [z])
+
+
+def _onnx_relu(g, z):
+    return g.node("Relu", [z])
+
+
+def _onnx_softmax(g, z):
+    return g.node("Softmax", [z], axis=1)
+
+
+def _onnx_exp(g, z):
+    return g.node("Exp", [z])
 
 
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
 
 ACTIVATIONS = {
-    "identity": Activation(IDENTITY, 6.0, True, True, True),
-    "logistic": Activation(LOGISTIC, 2.0, True, True, True),
-    "tanh": Activation(TANH, 6.0, True, True, False),
-    "relu": Activation(RELU, 6.0, True, True, False),
-    "softmax": Activation(SOFTMAX, 6.0, False, False, True),
-    "exp": Activation(EXP, 6.0, False, False, True),
+    "identity": Activation(IDENTITY, 6.0, True, True, True, _onnx_identity),
+    "logistic": Activation(LOGISTIC, 2.0, True, True, True, _onnx_logistic),
+    "tanh": Activation(TANH, 6.0, True, True, False, _onnx_tanh),
+    "relu": Activation(RELU, 6.0, True, True, False, _onnx_relu),
+    "softmax": Activation(SOFTMAX, 6.0, False, False, True, _onnx_softmax),
+    "exp": Activation(EXP, 6.0, False, False, True, _onnx_exp),
 }
 
 HIDDEN = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)

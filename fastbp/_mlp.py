@@ -50,7 +50,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _kernels, _loop, _threads
+from . import _export, _kernels, _loop, _onnx, _threads
 from ._activations import ACTIVATIONS, HIDDEN
 from ._activations import code as activation_code
 from ._layout import (
@@ -595,6 +595,58 @@ class _BaseMLP(BaseEstimator):
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return score_function(y, y_pred, sample_weight=sample_weight)
+
+    # ---- weights out and in (``_export``, ``_onnx``) -------------------------------------
+
+    def to_sklearn(self):
+        """This fitted model as scikit-learn's estimator of the same kind.
+
+        Returns
+        -------
+        est : sklearn.neural_network.MLPClassifier or MLPRegressor
+            Fitted, with the same parameters, copies of the weights and fitted
+            attributes, and the same predictions; it trains on with ``partial_fit`` or
+            a warm-start ``fit`` (with a new optimizer). A ValueError says why when
+            scikit-learn cannot represent the model (an activation it lacks, or one of
+            fastbp's own options away from its default).
+        """
+        return _export.to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, sk_est):
+        """A fitted fastbp estimator from a fitted scikit-learn one of the same kind.
+
+        Parameters
+        ----------
+        sk_est : sklearn.neural_network.MLPClassifier or MLPRegressor (fitted)
+
+        Returns
+        -------
+        est : MLPClassifier or MLPRegressor
+            The same parameters, copies of the weights and fitted attributes, the same
+            predictions; it trains on with ``partial_fit`` or a warm-start ``fit`` (with a
+            new optimizer: scikit-learn's optimizer state is not carried over).
+        """
+        return _export.from_sklearn(cls, sk_est)
+
+    def to_onnx(self, dtype=np.float32, *, target_opset=None):
+        """This fitted model as an ONNX model (needs the ``onnx`` extra).
+
+        Parameters
+        ----------
+        dtype : {np.float32, np.float64}, default=np.float32
+            The type of the input ``X`` (shape (None, n_features)), of the weights and of
+            the probabilities or predictions.
+        target_opset : int, default=None
+            The ONNX opset (13 or later; None: ``fastbp._onnx.DEFAULT_OPSET``).
+
+        Returns
+        -------
+        model : onnx.ModelProto
+            A classifier's outputs are ``label`` (N,) (N, K for multilabel) and
+            ``probabilities`` (N, n_classes), a regressor's ``variable`` (N, n_outputs).
+        """
+        return _onnx.to_onnx(self, dtype, target_opset=target_opset)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -160,3 +160,163 @@ def test_wrong_out_activation_is_a_value_error():
     est.out_activation_ = "softmax"  # a binary problem's output is logistic
     with pytest.raises(ValueError, match="out_activation_"):
         est.partial_fit(X, [0, 1], classes=[0, 1])
+
+
+# ---- to_sklearn and from_sklearn --------------------------------------------------------
+
+TASKS = ["binary", "multiclass", "multilabel", "regression-1", "regression-3", "poisson"]
+SOLVERS = {
+    "adam": dict(solver="adam", learning_rate_init=0.01),
+    "sgd": dict(solver="sgd", learning_rate_init=0.05),
+    "lbfgs": dict(solver="lbfgs"),
+    "early-stopping": dict(solver="adam", learning_rate_init=0.01, early_stopping=True,
+                           n_iter_no_change=2),
+}
+
+
+def task_data(task):
+    if task == "multilabel":
+        X, y = make_task("regression-3")
+        return X, (y > 0).astype(int)
+    return make_task(task)
+
+
+def pair(task, solver, dtype=np.float64):
+    """A fitted (fastbp, scikit-learn) pair of the same parameters, and the data."""
+    X, y = task_data(task)
+    params = dict(hidden_layer_sizes=(6, 4), max_iter=15, random_state=0,
+                  **SOLVERS[solver])
+    fb, sk_est = estimators("binary" if task == "multilabel" else task, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fb.fit(X.astype(dtype), y)
+        sk_est.fit(X.astype(dtype), y)
+    return fb, sk_est, X.astype(dtype), y
+
+
+def assert_same_predictions(a, b, X, tol=1e-12):
+    if hasattr(b, "predict_proba"):
+        np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=tol,
+                                   atol=tol)
+        np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    else:
+        want = b.predict(X)
+        np.testing.assert_allclose(a.predict(X), want, rtol=tol,
+                                   atol=tol * np.abs(want).max())
+
+
+def assert_copies(a, b):
+    for x, y in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+        assert not np.shares_memory(x, y)
+
+
+def warm_refit(est, X, y):
+    """A warm-start fit of a copy of ``est``."""
+    est = copy.deepcopy(est).set_params(warm_start=True, max_iter=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def fresh_optimizer_step(est, X, y):
+    """One partial_fit with a new optimizer (what a converted model's next partial_fit
+    does: the optimizer's state is not carried over)."""
+    est = copy.deepcopy(est)
+    est.__dict__.pop("_optimizer", None)
+    kwargs = {"classes": est.classes_} if hasattr(est, "classes_") else {}
+    return est.partial_fit(X, y, **kwargs)
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize("task", TASKS)
+def test_to_sklearn(task, solver):
+    fb, _, X, y = pair(task, solver)
+    out = fb.to_sklearn()
+    assert type(out) is (sk.MLPClassifier if hasattr(fb, "classes_") else sk.MLPRegressor)
+    assert out.get_params() == {k: v for k, v in fb.get_params().items()
+                                if k in out.get_params()}
+    assert_copies(out, fb)
+    assert_same_predictions(out, fb, X)
+    if solver != "lbfgs":
+        assert_same_model(warm_refit(out, X, y), warm_refit(fb, X, y), X)
+    else:
+        assert_same_predictions(warm_refit(out, X, y), warm_refit(fb, X, y),
+                                X, tol=1e-6)
+    if solver in ("adam", "sgd"):
+        assert_same_model(fresh_optimizer_step(out, X, y), fresh_optimizer_step(fb, X, y), X)
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize("task", TASKS)
+def test_from_sklearn(task, solver):
+    _, sk_est, X, y = pair(task, solver)
+    cls = fastbp.MLPClassifier if hasattr(sk_est, "classes_") else fastbp.MLPRegressor
+    fb = cls.from_sklearn(sk_est)
+    assert type(fb) is cls
+    assert {k: v for k, v in fb.get_params().items() if k in sk_est.get_params()} == \
+        sk_est.get_params()
+    assert_copies(fb, sk_est)
+    assert fb.coefs_[0].base is fb._flat
+    assert_same_predictions(fb, sk_est, X)
+    back = fb.to_sklearn()
+    assert_same_predictions(back, sk_est, X)
+    if solver != "lbfgs":
+        assert_same_model(warm_refit(fb, X, y), warm_refit(sk_est, X, y), X)
+    if solver in ("adam", "sgd"):
+        assert_same_model(fresh_optimizer_step(fb, X, y),
+                          fresh_optimizer_step(sk_est, X, y), X)
+
+
+def test_float32_round_trip():
+    fb, sk_est, X, y = pair("multiclass", "adam", np.float32)
+    out = fb.to_sklearn()
+    assert out.coefs_[0].dtype == np.float32
+    assert_same_predictions(out, fb, X, tol=1e-5)
+    back = fastbp.MLPClassifier.from_sklearn(sk_est)
+    assert back._flat.dtype == np.float32
+    assert_same_predictions(back, sk_est, X, tol=1e-5)
+
+
+def test_to_sklearn_refuses_what_sklearn_lacks(monkeypatch):
+    fb, _, X, y = pair("regression-1", "adam")
+    from fastbp import _export
+
+    entry = _export.ACTIVATIONS["relu"]
+    monkeypatch.setitem(_export.ACTIVATIONS, "relu", entry._replace(sklearn=False))
+    with pytest.raises(ValueError, match="activation='relu'"):
+        fb.to_sklearn()
+
+
+class WithOwnOption(fastbp.MLPRegressor):
+    """An estimator with an option of fastbp's own (scikit-learn has no ``noise``)."""
+
+    def __init__(self, hidden_layer_sizes=(100,), *, max_iter=200, random_state=None,
+                 noise=0.0):
+        super().__init__(hidden_layer_sizes=hidden_layer_sizes, max_iter=max_iter,
+                         random_state=random_state)
+        self.noise = noise
+
+
+def test_to_sklearn_refuses_own_options_away_from_default():
+    X, y = make_task("regression-1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = WithOwnOption((4,), max_iter=3, random_state=0, noise=0.5).fit(X, y)
+    with pytest.raises(ValueError, match="noise=0.5"):
+        est.to_sklearn()
+    est.set_params(noise=0.0)
+    assert_same_predictions(est.to_sklearn(), est, X)
+
+
+def test_from_sklearn_errors():
+    from sklearn.exceptions import NotFittedError
+
+    _, sk_reg, _, _ = pair("regression-1", "adam")
+    with pytest.raises(TypeError, match="MLPClassifier"):
+        fastbp.MLPClassifier.from_sklearn(sk_reg)
+    with pytest.raises(NotFittedError):
+        fastbp.MLPRegressor.from_sklearn(sk.MLPRegressor())
+    with pytest.raises(NotFittedError):
+        fastbp.MLPRegressor().to_sklearn()
