@@ -11,14 +11,17 @@ scikit-learn 1.9's estimators of the same names. Layers, top down:
   points, over ``_activations``, ``_losses`` and ``_optim`` (one registry each),
   ``_blas`` (products on views), ``_sync`` (barriers) and ``_vmath`` (exp, tanh);
 - ``_layout``: the flat parameter buffer and the kernels' argument groups;
+- ``_export``, ``_onnx``: a fitted model to and from scikit-learn, and to ONNX
+  (``register_skl2onnx`` teaches skl2onnx fastbp's estimators);
 - ``_config``: Numba's options and the cache.
 """
 
 from . import _config, _kernels
 from ._mlp import MLPClassifier, MLPRegressor
+from ._onnx import register_skl2onnx
 
 _config.drop_stale_cache(_kernels.train_epoch, _config.sources())
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "register_skl2onnx", "__version__"]

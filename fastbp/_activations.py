@@ -19,12 +19,15 @@ optimizers):
    which vectorises), and either ``name_back(d, a)`` (f' from the output) or, marking
    the entry ``keep``, ``name_keep(z)`` returning (f(z), f'(z));
 2. give it the next code and a row in ``ACTIVATIONS`` (its Glorot factor, whether
-   scikit-learn has it, where it may be used, ``keep``);
+   scikit-learn has it, where it may be used, ``keep``, its ONNX form ``onnx``: a
+   function ``(g, z) -> name`` that adds the nodes computing f(z) to the graph ``g``,
+   ``fastbp._onnx``);
 3. add its loop to ``activation_forward_cols`` and to ``activation_backward_cols`` (from
    a) or ``activation_forward_keep`` (keep), a branch each calling the functions;
 4. its NumPy reference in ``tests/reference.py`` (``activation``, ``derivative`` from Z
-   and, if f' comes from a, ``derivative_from_output``); the parametrised kernel and
-   gradient tests take every registry entry.
+   and, if f' comes from a, ``derivative_from_output``); the parametrised kernel,
+   gradient and ONNX tests take every registry entry (``tests/test_onnx.py`` checks that
+   each has an ONNX form and compares it with ``predict`` in onnxruntime).
 
 Softmax is the one activation that is not element-wise: its forward is a branch of its
 own, and it has no backward here (it is only an output, whose residual the loss head
@@ -34,6 +37,7 @@ computes, ``_losses``).
 import math
 from typing import NamedTuple
 
+import numpy as np
 from numba import njit
 from numba.extending import overload
 
@@ -70,6 +74,11 @@ class Activation(NamedTuple):
         loses accuracy (softplus: f' = 1 - exp(-a)): the forward pass computes f'(Z)
         with f(Z) and keeps it (``activation_forward_keep``), the backward multiplies
         by it. Other activations compute f' from A in the backward pass, Z never kept.
+    onnx : callable
+        Its ONNX form: ``onnx(g, z)`` adds the nodes computing f(z) for the tensor named
+        ``z`` to the graph ``g`` (``g.node(op, inputs, **attributes)`` returns the output's
+        name; ``g.const(name, array)`` an initializer's) and returns the result's name.
+        Plain Python: it needs no ``onnx`` import (``fastbp._onnx`` builds the model).
     """
 
     code: int
@@ -78,6 +87,63 @@ class Activation(NamedTuple):
     hidden: bool
     output: bool
     keep: bool = False
+    onnx: object = None
+
+
+# The ONNX forms (opset >= 13). Softmax is over the classes (axis 1 of the (N, K)
+# output); gelu's constants are in the graph's dtype (``g.dtype``).
+
+def _onnx_identity(g, z):
+    return z
+
+
+def _onnx_logistic(g, z):
+    return g.node("Sigmoid", [z])
+
+
+def _onnx_tanh(g, z):
+    return g.node("Tanh", [z])
+
+
+def _onnx_relu(g, z):
+    return g.node("Relu", [z])
+
+
+def _onnx_softmax(g, z):
+    return g.node("Softmax", [z], axis=1)
+
+
+def _onnx_exp(g, z):
+    return g.node("Exp", [z])
+
+
+# (leaky_relu, elu, softplus and float64 gelu from elementary operators: onnxruntime has
+# no float64 kernels of LeakyRelu, Elu, Softplus and Erf)
+def _onnx_leaky_relu(g, z):  # max(z, 0.01 z), as the slope is below 1
+    return g.node("Max", [z, g.node("Mul", [z, g.const("slope", np.array(LEAKY_SLOPE,
+                                                                          g.dtype))])])
+
+
+def _onnx_elu(g, z):  # z > 0 ? z : e^min(z, 0) - 1
+    zero, one = g.const("zero", np.array(0.0, g.dtype)), g.const("one", np.array(1.0, g.dtype))
+    neg = g.node("Sub", [g.node("Exp", [g.node("Min", [z, zero])]), one])
+    return g.node("Where", [g.node("Greater", [z, zero]), z, neg])
+
+
+def _onnx_gelu(g, z):  # z Φ(z) (the Gelu operator is opset 20's)
+    from ._onnx import normal_cdf
+
+    return g.node("Mul", [z, normal_cdf(g, z)])
+
+
+def _onnx_silu(g, z):
+    return g.node("Mul", [z, g.node("Sigmoid", [z])])
+
+
+def _onnx_softplus(g, z):  # max(z, 0) + log(1 + e^-|z|)
+    one = g.const("one", np.array(1.0, g.dtype))
+    tail = g.node("Exp", [g.node("Neg", [g.node("Abs", [z])])])
+    return g.node("Add", [g.node("Relu", [z]), g.node("Log", [g.node("Add", [one, tail])])])
 
 
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
@@ -90,17 +156,18 @@ LEAKY_RELU, ELU, GELU, SILU, SOFTPLUS = 6, 7, 8, 9, 10
 # logistic, so changing the activation changes only the activation. (He's factor 2 /
 # fan_in suits the relu family; PyTorch itself draws U(±1/sqrt(fan_in)) for every one.)
 ACTIVATIONS = {
-    "identity": Activation(IDENTITY, 6.0, True, True, True),
-    "logistic": Activation(LOGISTIC, 2.0, True, True, True),
-    "tanh": Activation(TANH, 6.0, True, True, False),
-    "relu": Activation(RELU, 6.0, True, True, False),
-    "leaky_relu": Activation(LEAKY_RELU, 6.0, False, True, False),
-    "elu": Activation(ELU, 6.0, False, True, False),
-    "gelu": Activation(GELU, 6.0, False, True, False, keep=True),
-    "silu": Activation(SILU, 6.0, False, True, False, keep=True),
-    "softplus": Activation(SOFTPLUS, 6.0, False, True, False, keep=True),
-    "softmax": Activation(SOFTMAX, 6.0, False, False, True),
-    "exp": Activation(EXP, 6.0, False, False, True),
+    "identity": Activation(IDENTITY, 6.0, True, True, True, onnx=_onnx_identity),
+    "logistic": Activation(LOGISTIC, 2.0, True, True, True, onnx=_onnx_logistic),
+    "tanh": Activation(TANH, 6.0, True, True, False, onnx=_onnx_tanh),
+    "relu": Activation(RELU, 6.0, True, True, False, onnx=_onnx_relu),
+    "leaky_relu": Activation(LEAKY_RELU, 6.0, False, True, False, onnx=_onnx_leaky_relu),
+    "elu": Activation(ELU, 6.0, False, True, False, onnx=_onnx_elu),
+    "gelu": Activation(GELU, 6.0, False, True, False, keep=True, onnx=_onnx_gelu),
+    "silu": Activation(SILU, 6.0, False, True, False, keep=True, onnx=_onnx_silu),
+    "softplus": Activation(SOFTPLUS, 6.0, False, True, False, keep=True,
+                           onnx=_onnx_softplus),
+    "softmax": Activation(SOFTMAX, 6.0, False, False, True, onnx=_onnx_softmax),
+    "exp": Activation(EXP, 6.0, False, False, True, onnx=_onnx_exp),
 }
 
 HIDDEN = tuple(name for name, a in ACTIVATIONS.items() if a.hidden)

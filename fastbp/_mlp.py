@@ -15,6 +15,12 @@ One ``_fit(X, y, sample_weight, incremental)`` serves fit, partial_fit and warm_
         0            1         yes      kept; optimizer state new (as scikit-learn)
         1            any       no       new
         1            any       yes      kept; optimizer state kept (one epoch per call)
+
+"fitted" means ``coefs_`` exists, as in scikit-learn: weights assigned by hand (lists of
+arrays, ``coefs_[i]`` of shape (units[i], units[i+1]), ``intercepts_[i]`` of units[i+1])
+are trained on by the next partial_fit or warm-start fit (``_adopt_weights``), with a
+new optimizer; the attributes a fit keeps beside them that are not set by hand get
+scikit-learn's initial values (``_complete_fitted``).
 """
 
 import warnings
@@ -45,7 +51,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _kernels, _loop, _threads
+from . import _export, _kernels, _loop, _onnx, _threads
 from ._activations import ACTIVATIONS, HIDDEN
 from ._activations import code as activation_code
 from ._activations import keeps
@@ -103,6 +109,42 @@ def _binarize(lb, y):
     Y = np.zeros((y.size, classes.size), dtype=bool)
     Y[np.arange(y.size), idx] = True
     return Y
+
+
+def _weight_units(coefs, intercepts):
+    """The layer widths ``[F, H_1, ..., K]`` that ``coefs`` and ``intercepts`` (set by
+    hand) describe, or a ValueError that says which array does not fit."""
+    if not isinstance(coefs, (list, tuple)) or not isinstance(intercepts, (list, tuple)):
+        raise ValueError(
+            "coefs_ and intercepts_ must be lists of arrays; got "
+            f"{type(coefs).__name__} and {type(intercepts).__name__}."
+        )
+    if not coefs or len(coefs) != len(intercepts):
+        raise ValueError(
+            "coefs_ and intercepts_ must hold one array per layer, as many of each; got "
+            f"{len(coefs)} and {len(intercepts)}."
+        )
+    for name, arrays, ndim in (("coefs_", coefs, 2), ("intercepts_", intercepts, 1)):
+        for i, a in enumerate(arrays):
+            dtype = np.asarray(a).dtype
+            if np.ndim(a) != ndim or dtype.kind not in "biuf" or np.size(a) == 0:
+                raise ValueError(
+                    f"{name}[{i}] must be a non-empty {ndim}-D array of real numbers; got "
+                    f"shape {np.shape(a)}, dtype {dtype}."
+                )
+    units = [np.shape(coefs[0])[0]] + [np.shape(c)[1] for c in coefs]
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        if np.shape(W) != (units[i], units[i + 1]):
+            raise ValueError(
+                f"coefs_[{i}] has shape {np.shape(W)}: it follows a layer of {units[i]} "
+                f"units, so it must have {units[i]} rows."
+            )
+        if np.shape(b) != (units[i + 1],):
+            raise ValueError(
+                f"intercepts_[{i}] has shape {np.shape(b)}; coefs_[{i}] has {units[i + 1]} "
+                f"columns, so it must have shape ({units[i + 1]},)."
+            )
+    return [int(u) for u in units]
 
 
 def _writable(a):
@@ -229,8 +271,11 @@ class _BaseMLP(BaseEstimator):
         """The flat buffer, re-packed first if ``coefs_``/``intercepts_`` were replaced.
 
         The kernels read ``_flat``; a user who assigns new arrays to ``coefs_[i]`` (rather
-        than writing into them) would otherwise be ignored silently.
+        than writing into them) would otherwise be ignored silently. Weights set by hand
+        before any fit (no flat buffer yet) are adopted (``_adopt_weights``).
         """
+        if not hasattr(self, "_layout"):
+            self._adopt_weights()
         flat = self._flat
         views = coef_views(flat, self._layout) + intercept_views(flat, self._layout)
         current = list(self.coefs_) + list(self.intercepts_)
@@ -264,6 +309,51 @@ class _BaseMLP(BaseEstimator):
         if "_flat" in state:
             self._set_flat(self._flat)
 
+    def _adopt_weights(self):
+        """Make ``coefs_`` / ``intercepts_`` set by hand (no fit yet) the parameters: check
+        that they chain into a network, then copy them into a new flat buffer, float32
+        if they all are, else float64 (the model's dtype from then on)."""
+        units = _weight_units(self.coefs_, self.intercepts_)
+        n_features = getattr(self, "n_features_in_", units[0])
+        if n_features != units[0]:
+            raise ValueError(
+                f"coefs_[0] has {units[0]} rows, but n_features_in_ is {n_features}."
+            )
+        arrays = list(self.coefs_) + list(self.intercepts_)
+        dtype = np.float32 if all(np.asarray(a).dtype == np.float32 for a in arrays) \
+            else np.float64
+        self._layout = make_layout(units)
+        self._set_flat(pack(self.coefs_, self.intercepts_, dtype))
+        self.n_features_in_ = units[0]
+        self.n_layers_ = len(units)
+        self.n_outputs_ = units[-1]
+
+    def _complete_fitted(self, y):
+        """Before a fit that goes on from the current weights: the attributes a fit keeps
+        that are missing (weights set by hand, or a model from another solver) get the
+        values ``_initialize`` gives them; those present are used as they are, as
+        scikit-learn does (its worked-example test sets them by hand)."""
+        out = self._output_activation()
+        if getattr(self, "out_activation_", out) != out:
+            raise ValueError(
+                f"out_activation_ is {self.out_activation_!r}; this model's output layer "
+                f"is {out!r}."
+            )
+        self.out_activation_ = out
+        self.n_outputs_ = y.shape[1]
+        missing = {"n_iter_": 0, "t_": 0}
+        if self.solver in _STOCHASTIC_SOLVERS:
+            missing.update(loss_curve_=[], _no_improvement_count=0)
+            if self.early_stopping:
+                missing.update(validation_scores_=[], best_validation_score_=-np.inf,
+                               best_loss_=None)
+            else:
+                missing.update(best_loss_=np.inf, validation_scores_=None,
+                               best_validation_score_=None)
+        for name, value in missing.items():
+            if not hasattr(self, name):
+                setattr(self, name, value)
+
     # ---- initialisation -----------------------------------------------------------------
 
     def _initialize(self, y, layer_units, dtype):
@@ -272,12 +362,7 @@ class _BaseMLP(BaseEstimator):
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
-        if not is_classifier(self):
-            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        else:
-            self.out_activation_ = "logistic"
+        self.out_activation_ = self._output_activation()
 
         self._layout = make_layout(layer_units)
         self._set_flat(np.empty(self._layout.size, dtype=dtype))
@@ -302,6 +387,14 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+
+    def _output_activation(self):
+        """The output layer's activation for this loss and these targets (scikit-learn's)."""
+        if not is_classifier(self):
+            return "exp" if self.loss == "poisson" else "identity"
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax"
+        return "logistic"
 
     def _net(self):
         """The kernels' ``Net``: the layout and the codes of the activations and loss."""
@@ -346,11 +439,14 @@ class _BaseMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype)
-        elif list(self._layout.units) != layer_units:
-            raise ValueError(
-                f"The network has layer sizes {self._layout.units.tolist()}; this call asks "
-                f"for {layer_units}. Refit with warm_start=False to change them."
-            )
+        else:
+            self._params()  # (adopts weights set by hand, checks replaced ones)
+            if list(self._layout.units) != layer_units:
+                raise ValueError(
+                    f"The network has layer sizes {self._layout.units.tolist()}; this call "
+                    f"asks for {layer_units}. Refit with warm_start=False to change them."
+                )
+            self._complete_fitted(y)
 
         # The kernels take one dtype: a model keeps the dtype it was first fitted in.
         flat = self._params()
@@ -556,6 +652,58 @@ class _BaseMLP(BaseEstimator):
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return score_function(y, y_pred, sample_weight=sample_weight)
+
+    # ---- weights out and in (``_export``, ``_onnx``) -------------------------------------
+
+    def to_sklearn(self):
+        """This fitted model as scikit-learn's estimator of the same kind.
+
+        Returns
+        -------
+        est : sklearn.neural_network.MLPClassifier or MLPRegressor
+            Fitted, with the same parameters, copies of the weights and fitted
+            attributes, and the same predictions; it trains on with ``partial_fit`` or
+            a warm-start ``fit`` (with a new optimizer). A ValueError says why when
+            scikit-learn cannot represent the model (an activation it lacks, or one of
+            fastbp's own options away from its default).
+        """
+        return _export.to_sklearn(self)
+
+    @classmethod
+    def from_sklearn(cls, sk_est):
+        """A fitted fastbp estimator from a fitted scikit-learn one of the same kind.
+
+        Parameters
+        ----------
+        sk_est : sklearn.neural_network.MLPClassifier or MLPRegressor (fitted)
+
+        Returns
+        -------
+        est : MLPClassifier or MLPRegressor
+            The same parameters, copies of the weights and fitted attributes, the same
+            predictions; it trains on with ``partial_fit`` or a warm-start ``fit`` (with a
+            new optimizer: scikit-learn's optimizer state is not carried over).
+        """
+        return _export.from_sklearn(cls, sk_est)
+
+    def to_onnx(self, dtype=np.float32, *, target_opset=None):
+        """This fitted model as an ONNX model (needs the ``onnx`` extra).
+
+        Parameters
+        ----------
+        dtype : {np.float32, np.float64}, default=np.float32
+            The type of the input ``X`` (shape (None, n_features)), of the weights and of
+            the probabilities or predictions.
+        target_opset : int, default=None
+            The ONNX opset (13 or later; None: ``fastbp._onnx.DEFAULT_OPSET``).
+
+        Returns
+        -------
+        model : onnx.ModelProto
+            A classifier's outputs are ``label`` (N,) (N, K for multilabel) and
+            ``probabilities`` (N, n_classes), a regressor's ``variable`` (N, n_outputs).
+        """
+        return _onnx.to_onnx(self, dtype, target_opset=target_opset)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
