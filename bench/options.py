@@ -59,13 +59,19 @@ def dropout_effect(rates, epochs):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.options", description=__doc__)
     p.add_argument("--workload", default="mnist-relu-adam", choices=sorted(WORKLOADS))
+    p.add_argument("--threads", type=int, help="BLAS threads (threadpoolctl)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--epochs", type=int, default=100, help="for the dropout effect")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore", ConvergenceWarning)
     w = WORKLOADS[args.workload]
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
     variants = {a: dict(activation=a) for a in ACTIVATIONS}
     variants.update({f"relu, dropout {r}": dict(dropout=r) for r in (0.1, 0.5)})
+    variants["relu, again (noise)"] = dict(activation="relu")
     best = costs(w, variants, args.repeats)
     base = best["relu"]
     print(f"{w.name} ({w.describe()}): best of {args.repeats} fits, s/epoch and x relu's")

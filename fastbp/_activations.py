@@ -34,7 +34,6 @@ own, and it has no backward here (it is only an output, whose residual the loss 
 computes, ``_losses``).
 """
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -263,9 +262,9 @@ _INV_SQRT_2PI = 0.3989422804014327
 
 @njit(**SCALAR)
 def gelu_keep(z):
-    """(z Φ(z), Φ(z) + z φ(z)): Φ by erfc (accurate in both tails; libm's, a scalar
-    call), φ(z) = exp(-z²/2) / sqrt(2π)."""
-    cdf = typed(z, 0.5) * math.erfc(-z * typed(z, _INV_SQRT2))
+    """(z Φ(z), Φ(z) + z φ(z)): Φ through erfc (accurate in both tails, ``_vmath``),
+    φ(z) = exp(-z²/2) / sqrt(2π)."""
+    cdf = vm.ndtr(z)
     pdf = typed(z, _INV_SQRT_2PI) * vm.exp(typed(z, -0.5) * z * z)
     return z * cdf, cdf + z * pdf
 

@@ -24,6 +24,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 
 from ._activations import ACTIVATIONS
+from ._vmath import ERFC_CHEBYSHEV
 
 # opset 13: Softmax over one axis (as here, the classes); 15 is read by every
 # onnxruntime since 1.10, IR version 8 likewise
@@ -133,25 +134,11 @@ def _check_dtype(dtype):
     return dtype.type
 
 
-def _erfc_chebyshev(degree=28):
-    """Chebyshev coefficients of ``log(erfcx(z) / t)`` in ``u = 2t - 1``, t = 2 / (2 + z),
-    z >= 0: erfc(z) = t exp(Σ c_k T_k(u) - z²), relative error below 1e-13 wherever
-    erfc(z) is a normal float64 (the form of Numerical Recipes' erfccheb; the
-    coefficients computed here, by interpolation at Chebyshev points)."""
-    from numpy.polynomial import chebyshev
-    from scipy.special import erfcx
-
-    def f(u):
-        t = (np.clip(u, -1 + 1e-300, 1) + 1) / 2
-        return np.log(erfcx(2 / t - 2) / t)
-
-    return chebyshev.chebinterpolate(f, degree)
-
-
 def normal_cdf(g, x):
     """Nodes computing Φ(x) = erfc(-x / sqrt 2) / 2: with the Erf operator in float32;
-    in float64 (onnxruntime has no float64 Erf) from ``_erfc_chebyshev``'s series by
-    Clenshaw's recurrence, for |x|, reflected for x > 0."""
+    in float64 (onnxruntime has no float64 Erf) as the kernels compute it
+    (``_vmath._ndtr``: erfc's Chebyshev series by Clenshaw's recurrence, for |x|,
+    reflected for x > 0)."""
     dt = g.dtype
 
     def c(name, v):
@@ -165,7 +152,7 @@ def normal_cdf(g, x):
     t = g.node("Div", [two, g.node("Add", [two, z])])
     u = g.node("Sub", [g.node("Mul", [two, t]), c("one", 1.0)])
     u2 = g.node("Mul", [two, u])
-    coef = _erfc_chebyshev()
+    coef = np.array(ERFC_CHEBYSHEV)
     b1, b2 = c("cheb", coef[-1]), c("zero", 0.0)
     for k in range(coef.size - 2, 0, -1):  # b_k = c_k + 2u b_{k+1} - b_{k+2}
         b1, b2 = g.node("Sub", [g.node("Add", [g.node("Mul", [u2, b1]),
