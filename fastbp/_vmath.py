@@ -378,4 +378,5 @@ if not config.DISABLE_JIT:
     overload(logistic, jit_options=JIT)(_by_precision(_logistic, _logistic32))
     overload(expm1, jit_options=JIT)(_by_precision(_expm1, _expm1_32))
     overload(log1p, jit_options=JIT)(_by_precision(_log1p, _log1p_32))
-    overload(ndtr, jit_options=JIT)(_by_precision(_ndtr, _ndtr32))
+    # (inlined by Numba: too long for LLVM to inline, and a call stops vectorisation)
+    overload(ndtr, jit_options=JIT, inline="always")(_by_precision(_ndtr, _ndtr32))
