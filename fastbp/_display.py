@@ -83,7 +83,7 @@ class LossCurveDisplay:
                 color="C2", linestyle="--", label="validation score")
             self.score_ax_.set_ylabel("validation score")
             handles.append(self.lines_["validation_score"])
-        ax.legend(handles=handles, loc="best")
+        ax.legend(handles=handles, loc="center right")
         if self.estimator_name is not None:
             ax.set_title(self.estimator_name)
         self.ax_, self.figure_ = ax, ax.figure

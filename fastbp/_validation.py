@@ -40,6 +40,14 @@ class ValidationSet:
         self.Y = _read_only(Y, dtype)
         n = Y.shape[0]
         self.sw = _read_only(np.ones(n) if sample_weight is None else sample_weight, dtype)
+        # A binary or multiclass fit's default score, accuracy, from class indices: the
+        # labels predict would give are classes_[index] (LabelBinarizer's threshold 0.5,
+        # or argmax), so the same equalities, averaged by the same np.average as
+        # accuracy_score's, without its checks (0.4 ms, a third of a digits epoch).
+        self.labels = None
+        if (is_classifier(est) and est._label_binarizer.y_type_ in ("binary", "multiclass")
+                and scorer is None):
+            self.labels = Y[:, 0].astype(bool) if Y.shape[1] == 1 else Y.argmax(axis=1)
 
     def _loss(self, est, out):
         """The data loss of ``out``, NaN where the weights sum to zero."""
@@ -71,5 +79,8 @@ class ValidationSet:
             kwargs = {} if self.sample_weight is None else {
                 "sample_weight": self.sample_weight}
             return self.scorer(est, self.X, self.y, **kwargs)
+        if self.labels is not None:
+            pred = out[:, 0] > 0.5 if out.shape[1] == 1 else out.argmax(axis=1)
+            return float(np.average(pred == self.labels, weights=self.sample_weight))
         score_function = accuracy_score if is_classifier(est) else r2_score
         return est._score_output(out, self.y, self.sample_weight, score_function)
