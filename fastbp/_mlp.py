@@ -365,7 +365,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             )
         X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), reset=False)
-        X_val = X_val.astype(dtype, copy=False)
+        # in the model's dtype, and CSR (predict's layout) once rather than every epoch
+        X_val = (X_val.tocsr() if sp.issparse(X_val) else X_val).astype(dtype, copy=False)
         y_val = check_array(y_val, ensure_2d=False, dtype=self._target_dtype,
                             ensure_all_finite=not is_classifier(self), input_name="y_val")
         if y_val.ndim == 2 and y_val.shape[1] == 1:
@@ -626,10 +627,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     fastbp's own options and attributes (their defaults give scikit-learn's model):
 
     scoring : str, callable or None, default=None
-        The early-stopping score of the validation rows: None for ``score`` (accuracy;
-        R² for the regressor), as scikit-learn; ``'loss'`` for minus the validation
-        loss; or any scikit-learn scorer name or ``scorer(estimator, X, y)``. It fills
-        ``validation_scores_`` (greater is better). Used only with early stopping.
+        The score of the validation rows each epoch (``validation_scores_``, greater is
+        better), which early stopping watches: None for ``score`` (accuracy; R² for the
+        regressor), as scikit-learn; ``'loss'`` for minus the validation loss; or any
+        scikit-learn scorer name or ``scorer(estimator, X, y)``.
     validation_loss_curve_ : list or None
         With validation rows (``fit``'s ``X_val``, or early stopping's split), the loss
         on them after each epoch: the training loss's data term, weighted by

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 import fastbp
+from fastbp import _threads
 from conftest import TASKS, make_task
 from reference import data_loss
 
@@ -70,6 +71,23 @@ def test_last_validation_loss_is_the_final_models(task, weighted, dtype):
     np.testing.assert_allclose(est.validation_scores_[-1],
                                est.score(X_val.astype(dtype), y_val, sw_val), rtol=1e-12)
     assert est.best_validation_score_ is None  # (early stopping's alone)
+
+
+@pytest.mark.parametrize("mode", ["never", "always"])
+def test_sparse_validation_rows_and_both_thread_modes_give_the_same_curves(mode, monkeypatch):
+    import scipy.sparse as sp
+
+    monkeypatch.setattr(_threads, "MODE", mode)
+    X, y, X_val, y_val = split("multiclass")
+    X_val[np.abs(X_val) < 0.5] = 0.0
+    params = dict(hidden_layer_sizes=(16, 16), batch_size=16)
+    dense = fit(model("multiclass", **params), X, y, X_val=X_val, y_val=y_val)
+    csc = fit(model("multiclass", **params), X, y, X_val=sp.csc_matrix(X_val), y_val=y_val)
+    np.testing.assert_allclose(csc.validation_loss_curve_, dense.validation_loss_curve_,
+                               rtol=1e-13)
+    A, Y = outputs_and_targets(dense, X_val, y_val)
+    np.testing.assert_allclose(dense.validation_loss_curve_[-1],
+                               data_loss("log_loss", A, Y, np.ones(len(Y))), rtol=1e-12)
 
 
 def test_the_validation_rows_do_not_change_the_model():
