@@ -138,6 +138,14 @@ def test_without_callbacks_no_epoch_task_is_made(monkeypatch):
     quiet_fit(classifier(solver="lbfgs"), X, y)
 
 
+def test_progress_bar_of_one_fit(capsys):
+    X, y = make_task("binary", n=60)
+    est = quiet_fit(classifier().set_callbacks(ProgressBar()), X, y)
+    ref = quiet_fit(classifier(), X, y)
+    np.testing.assert_array_equal(est.predict_proba(X), ref.predict_proba(X))
+    assert "MLPClassifier - fit" in capsys.readouterr().out
+
+
 def test_progress_bar_under_a_grid_search_in_processes(capsys):
     """ProgressBar over GridSearchCV(n_jobs=2) of a Pipeline: it runs, and the search
     finds what it finds without it."""
