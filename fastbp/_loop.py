@@ -8,8 +8,12 @@ as scikit-learn's ``_fit_stochastic`` does: ``n_iter_``, ``t_``, ``loss_``,
 
 One epoch::
 
-    shuffle (scikit-learn's draw) -> kernel calls (``CallSizer``) -> loss_, loss_curve_,
-    verbose line -> [publish the weights] -> validation score -> hooks -> stopping rule
+    [begin] -> shuffle (scikit-learn's draw) -> kernel calls (``CallSizer``) -> loss_,
+    loss_curve_, verbose line -> [publish the weights] -> validation score -> hooks ->
+    stopping rule
+
+(``begin`` and the hooks: the callbacks' epoch tasks, ``_callbacks``; the validation
+rows' loss and score without early stopping, ``_validation``.)
 """
 
 import time
