@@ -21,12 +21,6 @@ from sklearn.metrics import accuracy_score, r2_score
 from ._losses import data_loss
 
 
-def _read_only(a, dtype):
-    a = np.ascontiguousarray(a, dtype=dtype).view()
-    a.flags.writeable = False  # (the kernels' inputs are read-only: one specialisation)
-    return a
-
-
 class ValidationSet:
     """Validation rows: ``X`` (n_val, n_features) as predict takes it, ``Y`` (n_val,
     n_outputs_) as the kernels take the targets, ``y`` as ``score`` takes them,
@@ -34,12 +28,15 @@ class ValidationSet:
     or None for the estimator's ``scoring`` None or 'loss')."""
 
     def __init__(self, est, X, Y, y, sample_weight, scorer):
+        from ._mlp import _kernel_array  # (the kernels' inputs: read-only, C order)
+
         self.X, self.y, self.sample_weight, self.scorer = X, y, sample_weight, scorer
         # the outputs' dtype: predict's, as NumPy's X @ W would give it
         dtype = np.result_type(X.dtype, est._flat.dtype)
-        self.Y = _read_only(Y, dtype)
+        self.Y = _kernel_array(Y, dtype)
         n = Y.shape[0]
-        self.sw = _read_only(np.ones(n) if sample_weight is None else sample_weight, dtype)
+        self.sw = _kernel_array(np.ones(n) if sample_weight is None else sample_weight,
+                                dtype)
         # A binary or multiclass fit's default score, accuracy, from class indices: the
         # labels predict would give are classes_[index] (LabelBinarizer's threshold 0.5,
         # or argmax), so the same equalities, averaged by the same np.average as
