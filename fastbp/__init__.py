@@ -4,7 +4,9 @@
 scikit-learn 1.9's estimators of the same names. Layers, top down:
 
 - ``_mlp``: the estimators (scikit-learn's contract: validation, initialisation,
-  attributes, predict);
+  attributes, predict), with ``_validation`` (validation rows: loss and score per epoch)
+  and ``_callbacks`` (scikit-learn's callback API);
+- ``_display``: ``LossCurveDisplay``, the training curves drawn;
 - ``_loop``: the stochastic solvers' epoch loop, kernel-call sizing, stopping rules;
 - ``_threads``: whether a fit runs on one thread or two, and the two-thread driver;
 - ``_kernels``: the layers' forward and backward operations and the kernels' entry
@@ -17,6 +19,7 @@ scikit-learn 1.9's estimators of the same names. Layers, top down:
 """
 
 from . import _config, _kernels
+from ._display import LossCurveDisplay
 from ._mlp import MLPClassifier, MLPRegressor
 from ._onnx import register_skl2onnx
 
@@ -24,4 +27,5 @@ _config.drop_stale_cache(_kernels.train_epoch, _config.sources())
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "MLPRegressor", "register_skl2onnx", "__version__"]
+__all__ = ["LossCurveDisplay", "MLPClassifier", "MLPRegressor", "register_skl2onnx",
+           "__version__"]

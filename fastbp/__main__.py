@@ -110,6 +110,10 @@ def steps():
             for solver in SOLVERS:
                 out.append(("%s %s, %s: fit, predict" % (dtype, kind, solver),
                             lambda d=dtype, k=kind, s=solver: _fit_and_predict(d, k, s)))
+    for dtype in DTYPES:  # the validation rows' loss kernel (early stopping, X_val)
+        out.append(("%s dense X: early stopping" % dtype,
+                    lambda d=dtype: _fit_and_predict(d, "dense X", "adam",
+                                                     early_stopping=True)))
     for dtype in DTYPES:
         for solver in TWO_THREAD_SOLVERS:
             out.append(("%s dense X, %s: two-thread epoch" % (dtype, solver),

@@ -8,8 +8,12 @@ as scikit-learn's ``_fit_stochastic`` does: ``n_iter_``, ``t_``, ``loss_``,
 
 One epoch::
 
-    shuffle (scikit-learn's draw) -> kernel calls (``CallSizer``) -> loss_, loss_curve_,
-    verbose line -> [publish the weights] -> validation score -> hooks -> stopping rule
+    [begin] -> shuffle (scikit-learn's draw) -> kernel calls (``CallSizer``) -> loss_,
+    loss_curve_, verbose line -> [publish the weights] -> validation score -> hooks ->
+    stopping rule
+
+(``begin`` and the hooks: the callbacks' epoch tasks, ``_callbacks``; the validation
+rows' loss and score without early stopping, ``_validation``.)
 """
 
 import time
@@ -126,14 +130,15 @@ class Stopping:
 
 
 def train(est, trainer, bufs, data, net, opt, hyper_at, stopping, incremental,
-          hooks=()):
+          hooks=(), begin=None):
     """The epochs of one fit (one, for ``partial_fit``: ``incremental``) on ``trainer``.
 
     ``hyper_at(lr)`` makes the kernels' hyperparameters at the optimizer's current rate;
     ``hooks`` are called as ``hook(est)`` after each epoch's bookkeeping and stopping
     count (the weights then readable in ``bufs.params``); one that returns True stops the
-    fit. Ctrl-C stops it with scikit-learn's warning. Returns nothing: the results are in
-    ``bufs`` and in ``est``'s attributes.
+    fit. ``begin(est)``, if given, is called before each epoch. Ctrl-C stops the fit with
+    scikit-learn's warning. Returns nothing: the results are in ``bufs`` and in ``est``'s
+    attributes.
     """
     n = data.perm.size
     sizer = CallSizer(data.batch_size, net.n_coefs)
@@ -141,6 +146,8 @@ def train(est, trainer, bufs, data, net, opt, hyper_at, stopping, incremental,
         with trainer.session(bufs):
             est.n_iter_ = 0
             for _ in range(est.max_iter):
+                if begin is not None:
+                    begin(est)
                 if est.shuffle:
                     # scikit-learn's utils.shuffle(sample_idx, random_state=rs), i.e.
                     # resample(replace=False): the same draw, without its checks

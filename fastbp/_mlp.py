@@ -36,10 +36,11 @@ from sklearn.base import (
     _fit_context,
     is_classifier,
 )
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.callback import CallbackSupportMixin
+from sklearn.metrics import accuracy_score, check_scoring, get_scorer_names, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import check_array, check_consistent_length, check_random_state, column_or_1d
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils._available_if import _AvailableIfDescriptor
@@ -51,7 +52,7 @@ from sklearn.utils.multiclass import (
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _export, _kernels, _loop, _onnx, _threads
+from . import _callbacks, _export, _kernels, _loop, _onnx, _threads
 from ._activations import ACTIVATIONS, HIDDEN
 from ._activations import code as activation_code
 from ._activations import keeps
@@ -69,6 +70,7 @@ from ._layout import (
 )
 from ._losses import code as loss_code
 from ._optim import OPTIMIZERS, make_hyper
+from ._validation import ValidationSet
 
 _STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
 
@@ -189,7 +191,7 @@ def offered_if(check):
     return lambda fn: _OfferedIf(fn, check=check, attribute_name=fn.__name__)
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of MLPClassifier and MLPRegressor (not for direct use)."""
 
     _parameter_constraints: dict = {
@@ -219,9 +221,11 @@ class _BaseMLP(BaseEstimator):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
-        # fastbp's own (keyword-only, after scikit-learn's; their defaults are its model)
+        # fastbp's own options (keyword-only, after scikit-learn's; their defaults are
+        # scikit-learn's model)
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "dtype": "no_validation",  # checked in _model_dtype
+        "scoring": [StrOptions(set(get_scorer_names()) | {"loss"}), callable, None],
     }
 
     # ---- fastbp's options, checked ------------------------------------------------------
@@ -375,6 +379,7 @@ class _BaseMLP(BaseEstimator):
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
+            self.validation_loss_curve_ = None  # a list once an epoch has validation rows
             self._no_improvement_count = 0
             if self.early_stopping:
                 self.validation_scores_ = []
@@ -408,7 +413,8 @@ class _BaseMLP(BaseEstimator):
 
     # ---- fit ----------------------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
+        """``validation_data``: fit's ``(X_val, y_val, sample_weight_val)``, or None."""
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -454,23 +460,77 @@ class _BaseMLP(BaseEstimator):
             self._set_flat(_writable(flat))
             flat = self._flat
         dtype = flat.dtype
+        validation_rows = self._validation_rows(*(validation_data or (None,) * 3), dtype)
         Y = _kernel_array(y, dtype)
         sw = None if sample_weight is None else _kernel_array(sample_weight, dtype)
 
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, Y, sw, incremental, sample_weight, rates)
+        stochastic = self.solver in _STOCHASTIC_SOLVERS
+        root = self._init_callback_context(
+            max_subtasks=(1 if incremental else self.max_iter) if stochastic
+            else self.max_iter + 1)  # (+1: the L-BFGS bridge's last, empty task)
+        rows = _callbacks.TrainingRows(X, lambda: self._targets_of(Y), sample_weight)
+        root.call_on_fit_task_begin(estimator=self, **rows.hook_args())
+        if stochastic:
+            self._fit_stochastic(X, Y, sw, incremental, sample_weight, validation_rows,
+                                 rates)
         else:
-            self._fit_lbfgs(X, Y, sw)
+            self._fit_lbfgs(X, Y, sw, rows)
 
         if not np.isfinite(self._flat).all():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may"
                 " contain large values and need to be preprocessed."
             )
+        root.call_on_fit_task_end(estimator=self, **rows.hook_args(),
+                                  reconstruction_attributes={})
         return self
 
-    def _fit_lbfgs(self, X, Y, sw):
+    def _targets_of(self, Y):
+        """The targets as ``score`` takes them (class labels, or y of shape (n,) for one
+        output) from the kernels' ``Y`` (n, n_outputs_)."""
+        if is_classifier(self):
+            return self._label_binarizer.inverse_transform(Y.astype(bool))
+        return Y.ravel() if Y.shape[1] == 1 else Y
+
+    def _validation_rows(self, X_val, y_val, sample_weight_val, dtype):
+        """fit's validation set, checked: ``(X_val, Y_val, y_val, sample_weight_val)``
+        with ``X_val`` in the model's ``dtype``, ``Y_val`` the targets as the kernels take
+        them (n_val, n_outputs_) and ``y_val`` as ``score`` takes them; or None."""
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val is provided, but X_val and y_val "
+                                 "were not provided.")
+            return None
+        if y_val is None:
+            raise ValueError("X_val is provided, but y_val was not provided.")
+        if X_val is None:
+            raise ValueError("y_val is provided, but X_val was not provided.")
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                "X_val and y_val are used by the stochastic solvers ('sgd', 'adam'), "
+                "once an epoch; solver='lbfgs' has no epochs to validate."
+            )
+        X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"],
+                              dtype=(np.float64, np.float32), reset=False)
+        # in the model's dtype, and CSR (predict's layout) once rather than every epoch
+        X_val = (X_val.tocsr() if sp.issparse(X_val) else X_val).astype(dtype, copy=False)
+        y_val = check_array(y_val, ensure_2d=False, dtype=self._target_dtype,
+                            ensure_all_finite=not is_classifier(self), input_name="y_val")
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        check_consistent_length(X_val, y_val)
+        Y_val = self._kernel_targets(y_val)
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(f"y_val has {Y_val.shape[1]} outputs; the model has "
+                             f"{self.n_outputs_}.")
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(sample_weight_val, X_val)
+        return X_val, Y_val, y_val, sample_weight_val
+
+    def _fit_lbfgs(self, X, Y, sw, rows):
         """scipy's L-BFGS-B over the flat buffer; one kernel call per loss/gradient.
+        Each iteration ends in ``_callbacks.LbfgsIterations`` (the verbose line, the
+        callbacks' tasks) when either is asked for; ``rows``: the callbacks' training rows.
 
         A float32 model stays float32 (scipy works on a float64 copy of the vector, which
         is cast back on every evaluation), where scikit-learn silently returns float64.
@@ -503,20 +563,31 @@ class _BaseMLP(BaseEstimator):
             options.update(_get_additional_lbfgs_options_dict("iprint", iprint))
         except ImportError:  # pragma: no cover - depends on the scikit-learn version
             pass
-        opt_res = scipy.optimize.minimize(
-            loss_grad, flat.astype(np.float64), method="L-BFGS-B", jac=True,
-            options=options,
-        )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        x0 = flat.astype(np.float64)
+        iterations = None
+        if self.verbose or _callbacks.active(self):
+            iterations = _callbacks.LbfgsIterations(self, x0, rows)
+        try:
+            opt_res = scipy.optimize.minimize(
+                loss_grad, x0, method="L-BFGS-B", jac=True, options=options,
+                callback=iterations,
+            )
+        finally:
+            if iterations is not None:
+                iterations.close()
+        if iterations is not None and iterations.stopped:  # a callback asked: no warning
+            self.n_iter_ = opt_res.nit
+        else:
+            self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         flat[:] = opt_res.x
 
     def _early_stopping_split(self, X, Y, sw, sample_weight):
         """scikit-learn's split of the training rows for early stopping, same draws:
-        (X_train, Y_train, sw_train), and a callable that scores the model on the rest.
-        The score weighs the rows with ``sample_weight`` as given (float64), not with the
-        kernels' copy ``sw`` in the model's dtype, as scikit-learn does: R² of float32
-        weights can differ (0 against -2e16 with one weighted row)."""
+        (X_train, Y_train, sw_train), and the validation rows as ``_validation_rows``
+        gives them. The score weighs the rows with ``sample_weight`` as given (float64),
+        not with the kernels' copy ``sw`` in the model's dtype, as scikit-learn does: R²
+        of float32 weights can differ (0 against -2e16 with one weighted row)."""
         # stratified for single-output classifiers, on the binarized labels as
         # scikit-learn does (bool: its messages)
         stratify = Y.astype(bool) if is_classifier(self) and self.n_outputs_ == 1 else None
@@ -530,12 +601,7 @@ class _BaseMLP(BaseEstimator):
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset."
             )
-        y_val = Y_val
-        if is_classifier(self):
-            y_val = self._label_binarizer.inverse_transform(Y_val.astype(bool))
-        elif y_val.shape[1] == 1:
-            y_val = y_val.ravel()
-        return X_train, Y_train, sw_train, lambda: self._score(X_val, y_val, sw_val)
+        return X_train, Y_train, sw_train, (X_val, Y_val, self._targets_of(Y_val), sw_val)
 
     def _batch_size(self, n_samples):
         """scikit-learn's batch size for ``n_samples`` training rows (warned if clipped)."""
@@ -548,7 +614,12 @@ class _BaseMLP(BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _fit_stochastic(self, X, Y, sw, incremental, sample_weight, rates):
+    def _fit_stochastic(self, X, Y, sw, incremental, sample_weight, validation_rows,
+                        rates):
+        """The epochs of a fit (one for ``partial_fit``). ``validation_rows``: fit's
+        ``X_val``... as ``_validation_rows`` checked them, or None (with early stopping,
+        scikit-learn's split of X then gives them); ``rates``: the hidden layers'
+        dropout rates."""
         layout = self._layout
         dtype = self._flat.dtype
         if not incremental or not hasattr(self, "_optimizer"):
@@ -556,11 +627,25 @@ class _BaseMLP(BaseEstimator):
         opt = self._optimizer
         opt.moment1, opt.moment2 = _writable(opt.moment1), _writable(opt.moment2)
 
+        if self.early_stopping and validation_rows is None:
+            X, Y, sw, validation_rows = self._early_stopping_split(X, Y, sw, sample_weight)
+        hooks = []
         validation = None
-        if self.early_stopping:
-            X, Y, sw, validation = self._early_stopping_split(X, Y, sw, sample_weight)
+        if validation_rows is not None:
+            scorer = (None if self.scoring in (None, "loss")
+                      else check_scoring(self, self.scoring))
+            valset = ValidationSet(self, *validation_rows, scorer)
+            if getattr(self, "validation_loss_curve_", None) is None:
+                self.validation_loss_curve_ = []
+            if self.early_stopping:  # the score decides; its pass records the loss too
+                validation = lambda: valset.score(self)  # noqa: E731
+            else:  # recorded only
+                if self.validation_scores_ is None:
+                    self.validation_scores_ = []
+                hooks.append(valset.record)
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
+        X_rows = X  # (for callbacks: the training rows as the estimator takes them)
         X = _kernel_input(X, dtype)
         data = Batches(X, _kernel_array(Y),
                        _kernel_array(np.ones(n_samples, dtype=dtype) if sw is None else sw),
@@ -577,8 +662,18 @@ class _BaseMLP(BaseEstimator):
         stopping = _loop.Stopping(self, validation)
         if validation is not None:  # (a warm-start refit: None, the live weights)
             stopping.best_params = self.__dict__.pop("_initial_best", None)
-        _loop.train(self, trainer, bufs, data, self._net(), opt,
-                    lambda lr: make_hyper(self, lr, rates, seed), stopping, incremental)
+        epochs = None
+        if _callbacks.active(self):
+            epochs = _callbacks.EpochTasks(self, bufs.params, _callbacks.TrainingRows(
+                X_rows, lambda: self._targets_of(Y), sw))
+            hooks.append(epochs.end)
+        try:
+            _loop.train(self, trainer, bufs, data, self._net(), opt,
+                        lambda lr: make_hyper(self, lr, rates, seed), stopping,
+                        incremental, hooks, begin=None if epochs is None else epochs.begin)
+        finally:
+            if epochs is not None:
+                epochs.close()
         if stopping.best_params is not None:
             # Restore the best weights (views stay valid). scikit-learn restores by
             # aliasing (coefs_ = _best_coefs): its best weights are then the live ones,
@@ -587,7 +682,8 @@ class _BaseMLP(BaseEstimator):
             self._flat[:] = stopping.best_params
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
+            sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -599,13 +695,23 @@ class _BaseMLP(BaseEstimator):
             regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : array-like or sparse matrix of shape (n_val, n_features), default=None
+            Validation rows (fastbp's, stochastic solvers only). Each epoch, the model's
+            loss on them is appended to ``validation_loss_curve_``. With
+            ``early_stopping=True`` they are the early-stopping set, scored by
+            ``scoring``, and X is not split (``validation_fraction`` is not used).
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Their targets (labels among ``classes_`` for a classifier).
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Their weights, in the validation loss and score.
 
         Returns
         -------
         self : object
             Returns a trained MLP model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                         validation_data=(X_val, y_val, sample_weight_val))
 
     def _check_solver(self):
         """Whether partial_fit is offered: stochastic solvers without early stopping.
@@ -648,7 +754,12 @@ class _BaseMLP(BaseEstimator):
 
     def _score_with_function(self, X, y, sample_weight, score_function):
         """Private score method without input validation."""
-        y_pred = self._predict(X, check_input=False)
+        return self._score_output(self._forward_pass_fast(X, check_input=False), y,
+                                  sample_weight, score_function)
+
+    def _score_output(self, out, y, sample_weight, score_function):
+        """``_score_with_function`` from the output layer's activations ``out``."""
+        y_pred = self._predict_output(out)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
             return np.nan
         return score_function(y, y_pred, sample_weight=sample_weight)
@@ -720,6 +831,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     every parameter; fastbp's differences are listed in its README.
 
     ``coefs_[i]`` and ``intercepts_[i]`` are views into one flat parameter vector.
+
+    fastbp's own options and attributes (their defaults give scikit-learn's model):
+
+    scoring : str, callable or None, default=None
+        The score of the validation rows each epoch (``validation_scores_``, greater is
+        better), which early stopping watches: None for ``score`` (accuracy; R² for the
+        regressor), as scikit-learn; ``'loss'`` for minus the validation loss; or any
+        scikit-learn scorer name or ``scorer(estimator, X, y)``.
+    validation_loss_curve_ : list or None
+        With validation rows (``fit``'s ``X_val``, or early stopping's split), the loss
+        on them after each epoch: the training loss's data term, weighted by
+        ``sample_weight_val``, without the L2 penalty. None without validation rows.
+        ``validation_scores_`` is then recorded too, with or without early stopping.
+
+    ``fit`` takes ``X_val``, ``y_val``, ``sample_weight_val``; ``set_callbacks`` takes
+    scikit-learn's callbacks (``sklearn.callback``), with one task per epoch (per
+    L-BFGS iteration); with ``solver='lbfgs'``, ``verbose`` prints the loss each
+    iteration.
     """
 
     _parameter_constraints: dict = {
@@ -758,6 +887,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         class_weight=None,
         dropout=0.0,
         dtype=None,
+        scoring=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -786,6 +916,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.class_weight = class_weight
         self.dropout = dropout
         self.dtype = dtype
+        self.scoring = scoring
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -863,10 +994,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return self._predict_output(self._forward_pass_fast(X, check_input=check_input))
+
+    def _predict_output(self, y_pred):
+        """The classes predicted from the output layer's activations."""
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         return self._label_binarizer.inverse_transform(y_pred)
+
+    # y_val: labels of any type (_validation_rows)
+    _target_dtype = None
+
+    def _kernel_targets(self, y_val):
+        """``y_val``'s labels binarized as the training labels (n_val, n_outputs_)."""
+        unknown = np.setdiff1d(unique_labels(y_val), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y_val has classes not in `self.classes_`: {unknown}. `self.classes_` "
+                f"has {self.classes_}."
+            )
+        return _binarize(self._label_binarizer, y_val)
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, accuracy_score)
@@ -962,6 +1109,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         max_fun=15000,
         dropout=0.0,
         dtype=None,
+        scoring=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -989,6 +1137,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
         self.dropout = dropout
         self.dtype = dtype
+        self.scoring = scoring
 
     def predict(self, X):
         """Predict using the multi-layer perceptron model.
@@ -1007,10 +1156,21 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._predict(X)
 
     def _predict(self, X, check_input=True):
-        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return self._predict_output(self._forward_pass_fast(X, check_input=check_input))
+
+    @staticmethod
+    def _predict_output(y_pred):
+        """The predictions from the output layer's activations."""
         if y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred
+
+    # y_val: numbers (_validation_rows)
+    _target_dtype = "numeric"
+
+    def _kernel_targets(self, y_val):
+        """``y_val`` as (n_val, n_outputs_)."""
+        return y_val.reshape((-1, 1)) if y_val.ndim == 1 else y_val
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, r2_score)
