@@ -264,9 +264,11 @@ def _log1p_32(x):
 # The normal distribution's Φ, for gelu: Φ(x) = erfc(-x / sqrt 2) / 2, erfc(z) for z >= 0
 # as t e^(S(u) - z²) with t = 2 / (2 + z), u = 2t - 1 and S the Chebyshev series below
 # (the form of Numerical Recipes' erfccheb), reflected for x > 0. Relative error of
-# erfc below 5e-15 wherever it is a normal float64. ``_ERFC`` are the coefficients of
-# log(erfcx(z) / t) in u, interpolated at 25 Chebyshev points (numpy's chebinterpolate of
-# scipy's erfcx; tests/test_vmath.py computes them again). _onnx uses the same series.
+# erfc below 5e-15 wherever it is a normal float64 (float32: 12 terms, in float32,
+# within 5e-7). The coefficients are log(erfcx(z) / t)'s in u, interpolated at 25 (12)
+# Chebyshev points (numpy's chebinterpolate of scipy's erfcx; tests/test_vmath.py
+# computes them again); e^-z² is computed from x² split exactly (hi + lo, by a fused
+# multiply-add), so that it keeps its accuracy in the tails. _onnx uses the series.
 ERFC_CHEBYSHEV = (
     -0.6513268598908547,
     0.6419697923564904,
@@ -294,7 +296,24 @@ ERFC_CHEBYSHEV = (
     6.081349041036923e-15,
     -6.549459098258569e-16,
 )
+ERFC_CHEBYSHEV_32 = (  # the same at 12 points, for float32
+    -0.6513268598908531,
+    0.6419697923564833,
+    0.01947647320418518,
+    -0.00956151478669621,
+    -0.0009465953447952147,
+    0.000366839496958334,
+    4.252333169322645e-05,
+    -2.0278580506701466e-05,
+    -1.624386471980414e-06,
+    1.303883200206209e-06,
+    1.6617806686269887e-08,
+    -9.029743974764415e-08,
+)
 _ERFC = ERFC_CHEBYSHEV
+_ERFC32 = tuple(_f(c) for c in ERFC_CHEBYSHEV_32)
+_INV_SQRT2_F = _f(0.7071067811865476)
+_HALF_F = _f(0.5)
 _INV_SQRT2 = 0.7071067811865476
 
 
@@ -330,13 +349,37 @@ def _ndtr(x):
     b1, b2 = _fma(u2, b1, _ERFC[2]) - b2, b1
     b1, b2 = _fma(u2, b1, _ERFC[1]) - b2, b1
     series = _fma(u, b1, _ERFC[0]) - b2
-    half = 0.5 * t * _exp(series - z * z)  # Φ(-|x|)
+    # e^-z² from x, not from the rounded z (relative error x² times z's): x² = hi + lo
+    # exactly (a fused multiply-add gives lo), halved exactly
+    hi = x * x
+    lo = _fma(x, x, -hi)
+    half = 0.5 * t * _exp(-0.5 * hi) * _exp(series - 0.5 * lo)  # Φ(-|x|)
     return half if x < 0 else 1.0 - half
 
 
 @njit(inline="always", **JIT)
 def _ndtr32(x):
-    return np.float32(_ndtr(np.float64(x)))
+    z = abs(x) * _INV_SQRT2_F
+    t = _TWO_F / (_TWO_F + z)
+    u = _TWO_F * t - _ONE_F
+    u2 = _TWO_F * u
+    b1 = _ERFC32[11]
+    b2 = _ZERO_F
+    b1, b2 = _fma32(u2, b1, _ERFC32[10]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[9]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[8]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[7]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[6]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[5]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[4]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[3]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[2]) - b2, b1
+    b1, b2 = _fma32(u2, b1, _ERFC32[1]) - b2, b1
+    series = _fma32(u, b1, _ERFC32[0]) - b2
+    hi = x * x
+    lo = _fma32(x, x, -hi)
+    half = _HALF_F * t * _exp32(-_HALF_F * hi) * _exp32(series - _HALF_F * lo)
+    return half if x < _ZERO_F else _ONE_F - half
 
 
 # The public names: plain Python (what runs under NUMBA_DISABLE_JIT, where the bit-cast
