@@ -136,9 +136,9 @@ def _check_dtype(dtype):
 
 def normal_cdf(g, x):
     """Nodes computing Φ(x) = erfc(-x / sqrt 2) / 2: with the Erf operator in float32;
-    in float64 (onnxruntime has no float64 Erf) as the kernels compute it
-    (``_vmath._ndtr``: erfc's Chebyshev series by Clenshaw's recurrence, for |x|,
-    reflected for x > 0)."""
+    in float64 (onnxruntime has no float64 Erf) from the kernels' series for erfc
+    (``_vmath.ERFC_CHEBYSHEV``, here by Clenshaw's recurrence), for |x|, reflected for
+    x > 0."""
     dt = g.dtype
 
     def c(name, v):
