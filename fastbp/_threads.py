@@ -415,3 +415,62 @@ class _HeldCtrlC:
         if self._handler is not None:
             signal.signal(signal.SIGINT, self._handler)
         return False
+
+
+# ---------------------------------------------------------------------------------------
+# Prediction: rows are independent, so a large prediction of dense X runs as two halves
+# of its rows, each by the same kernel on its own thread with single-threaded BLAS: the
+# activations and the softmax then run on both cores, not on one beside BLAS's two.
+# ---------------------------------------------------------------------------------------
+
+# Below this many flops of products (2 · rows · weights) the helper's wake-up and the
+# BLAS limiter (about 20 us together here) cost more than the halves gain.
+PREDICT_MIN_FLOPS = 2e7
+
+_PREDICT_POOL = None
+
+
+def _forget_predict_pool():
+    global _PREDICT_POOL
+    _PREDICT_POOL = None  # a forked child has none of its parent's threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_predict_pool)
+
+
+def predict_in_halves(n, n_coefs):
+    """Whether a prediction of ``n`` dense rows through ``n_coefs`` weights should run in
+    two halves (``run_halves``): as ``plan``, from the main thread only, with two cores
+    and SciPy's BLAS allowed two threads or more (a limit of one, ``threadpool_limits(1)``,
+    keeps prediction on one thread) and an OpenBLAS this thread can limit; ``MODE``
+    "never" never, "always" from 16 rows whatever the flops."""
+    if MODE == "never" or os.name != "posix" or n < 16:
+        return False
+    if MODE != "always" and 2.0 * n * n_coefs < PREDICT_MIN_FLOPS:
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if _cpu_count() < 2 or _blas_threads() < 2:
+        return False
+    return _blas_is_ours_to_limit()
+
+
+def run_halves(fn, n):
+    """``fn(r0, r1)`` for rows ``[0, h)`` on this thread and ``[h, n)`` on a helper
+    thread (one, kept for the process), with SciPy's BLAS on one thread meanwhile; h is
+    about n / 2, a multiple of 8. Returns both results. The helper's half is waited for
+    also when this thread's raises."""
+    global _PREDICT_POOL
+    if _PREDICT_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _PREDICT_POOL = ThreadPoolExecutor(1, thread_name_prefix="fastbp-predict")
+    h = max(8, (n // 16) * 8)
+    with _one_blas_thread():
+        helper = _PREDICT_POOL.submit(fn, h, n)
+        try:
+            first = fn(0, h)
+        finally:
+            second = helper.result()
+    return first, second
