@@ -524,6 +524,8 @@ class _BaseMLP(BaseEstimator):
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         flat = self._params()
         dtype = np.result_type(X.dtype, flat.dtype)  # as numpy's X @ W would
+        if dtype not in _FLOATS:  # long double X: the kernels compute in float64 at most
+            dtype = np.dtype(np.float64)
         n = X.shape[0]
         X = _kernel_input(X, dtype)
         flat = _kernel_array(flat, dtype)
