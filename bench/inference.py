@@ -18,8 +18,12 @@ with one-thread BLAS (``fastbp/_threads.py``); limited to one BLAS thread it use
 
 Timing, in this process: rounds; in each round every contender runs ``reps`` calls back
 to back (``reps`` chosen so that a batch lasts about ``BATCH_S``), the contenders in a
-new order every round; the time per call of each batch is one sample. Reported: the min
-and the median over rounds per contender, and the ratios peer / fastbp of both.
+new order every round; the time per call of each batch is one sample. Each batch starts
+after ``QUIET_S`` of sleep and one untimed call: thread pools spin for a while after
+their work (OpenBLAS's, two of them here: NumPy's for scikit-learn and SciPy's for
+fastbp; onnxruntime's), and without the pause each contender would run beside the
+previous one's spinning threads. Reported: the min and the median over rounds per
+contender, and the ratios peer / fastbp of both.
 """
 
 import time
@@ -29,6 +33,7 @@ import numpy as np
 
 AGREE = {"float64": 1e-10, "float32": 2e-5}
 BATCH_S = 0.01
+QUIET_S = 0.1
 ROWS = {"quick": [1, 100, 10_000], "default": [1, 100, 10_000, 1_000_000],
         "full": [1, 100, 10_000, 1_000_000]}
 ROUNDS = {"quick": 5, "default": 15, "full": 25}
@@ -111,6 +116,8 @@ def time_calls(calls, X, rounds, rng):
     for _ in range(rounds):
         for name in rng.permutation(names):
             fn, n = calls[name], reps[name]
+            time.sleep(QUIET_S)
+            fn(X)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn(X)
@@ -127,7 +134,7 @@ def measure(level="default", dtypes=("float32", "float64"), rounds=None, progres
     rounds = rounds or ROUNDS[level]
     rng = np.random.default_rng(0)
     out = dict(model=f"digits, hidden {HIDDEN}, relu, softmax (64-64-10), predict_proba",
-               rows=ROWS[level], rounds=rounds, batch_s=BATCH_S,
+               rows=ROWS[level], rounds=rounds, batch_s=BATCH_S, quiet_s=QUIET_S,
                onnxruntime=None if onnx is None else onnx[0].__version__,
                skl2onnx=None if onnx is None else onnx[1].__version__,
                blas_threads_default={p["filepath"].rsplit("/", 1)[-1]: p["num_threads"]
