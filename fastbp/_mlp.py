@@ -19,6 +19,7 @@ One ``_fit(X, y, sample_weight, incremental)`` serves fit, partial_fit and warm_
 
 import operator
 import warnings
+import weakref
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -78,7 +79,9 @@ class _Ready(NamedTuple):
     every object of the key is still the estimator's (the same object, ``is``): fit and
     set_params replace attributes, a hand-set ``coefs_[i] = array`` replaces an entry,
     and in-place updates (partial_fit, ``coefs_[i][...] = ...``) write into the very
-    buffer ``flat`` views."""
+    buffer ``flat`` views. Kept in ``_READY``, not on the estimator: predict must not
+    change an estimator's ``__dict__`` (scikit-learn's check_dict_unchanged), and a copy
+    or a pickle then never carries them."""
 
     key: tuple
     flat: np.ndarray  # read-only view of _flat
@@ -87,6 +90,10 @@ class _Ready(NamedTuple):
     n_outputs: int
     h_max: int
     n_coefs: int
+
+
+# estimator -> its _Ready (entries go with their estimators)
+_READY = weakref.WeakKeyDictionary()
 
 
 def _predict_rows(kernel, out, X, flat, net, h_max, n_coefs):
@@ -251,7 +258,6 @@ class _BaseMLP(BaseEstimator):
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: never drop the live attributes
-        state.pop("_ready", None)  # the fast predict path's, rebuilt on the first call
         # views are rebuilt from _flat on load (pickle would store independent copies)
         state.pop("coefs_", None)
         state.pop("intercepts_", None)
@@ -563,22 +569,23 @@ class _BaseMLP(BaseEstimator):
         key = self._ready_key()
         if key is None:
             return None
-        ready = self.__dict__.get("_ready")
+        ready = _READY.get(self)
         if (ready is not None and len(ready.key) == len(key)
                 and all(map(operator.is_, ready.key, key))):
             return ready
-        self.__dict__.pop("_ready", None)
+        _READY.pop(self, None)
         try:
-            flat = self._params()  # re-packs hand-set coefs_ (raises as the general path)
-        except ValueError:
-            return None
-        key = self._ready_key()  # (re-packing replaces _flat and the views)
-        units = [int(u) for u in self._layout.units]
-        if key is None or units[0] != self.n_features_in_ or units[-1] != self.n_outputs_:
-            return None
-        ready = _Ready(key, _kernel_array(flat), self._net(), units[0], units[-1],
-                       max([1] + units[1:-1]), int(self._layout.n_coefs))
-        self._ready = ready
+            flat = self._params()  # re-packs hand-set coefs_
+            key = self._ready_key()  # (re-packing replaces _flat and the views)
+            units = [int(u) for u in self._layout.units]
+            if (key is None or units[0] != self.n_features_in_
+                    or units[-1] != self.n_outputs_ or flat.dtype not in _FLOATS):
+                return None
+            ready = _Ready(key, _kernel_array(flat), self._net(), units[0], units[-1],
+                           max([1] + units[1:-1]), int(self._layout.n_coefs))
+        except Exception:  # noqa: BLE001  (hand-set weights that do not fit, a bad
+            return None  # activation...: the general path raises its own error, in order)
+        _READY[self] = ready
         return ready
 
     def _forward_plain(self, X):

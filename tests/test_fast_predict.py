@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 import fastbp
-from fastbp import _kernels, _threads
+from fastbp import _kernels, _mlp, _threads
 
 import reference as ref
 
@@ -415,15 +415,14 @@ def test_copies_predict_the_same(how, fast_calls):
     est = fitted("multiclass")
     X = make_data("multiclass")[0]
     want = est.predict_proba(X)
-    assert "_ready" in est.__dict__
+    assert est in _mlp._READY
     if how == "pickle":
-        state = est.__getstate__()
-        assert "_ready" not in state  # not stored: rebuilt from the weights
         other = pickle.loads(pickle.dumps(est))
     elif how == "deepcopy":
         other = copy.deepcopy(est)
     else:
         other = copy.copy(est)
+    assert other not in _mlp._READY  # a copy builds its own
     np.testing.assert_array_equal(other.predict_proba(X), want)
     # a copy's later training does not leak into the original, nor the reverse
     if how != "copy":  # a shallow copy shares the weights, as any estimator's
@@ -432,3 +431,35 @@ def test_copies_predict_the_same(how, fast_calls):
             other.partial_fit(X, make_data("multiclass")[1])
         np.testing.assert_array_equal(est.predict_proba(X), want)
         assert not np.allclose(other.predict_proba(X), want)
+
+
+def test_a_bad_setting_fails_in_the_general_paths_order():
+    """A model whose kernel arguments cannot be made (an unknown activation set after
+    fit) raises what the general path raises, in its order: X's errors first."""
+    ours, theirs = fitted("multiclass"), fitted("multiclass", module=sk)
+    X = make_data("multiclass")[0]
+    ours.predict(X)
+    ours.activation = theirs.activation = "bogus"
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    got = outcome(lambda: ours.predict(bad))
+    assert got[0][0] == "raise"
+    assert got == outcome(lambda: general(ours, "predict", bad))
+    assert got == outcome(lambda: theirs.predict(bad))
+    assert outcome(lambda: ours.predict(X)) == outcome(lambda: general(ours, "predict", X))
+
+
+def test_predict_leaves_the_estimator_as_it_was():
+    """The kept arguments live outside the estimator (scikit-learn's check_dict_unchanged
+    asks predict not to change ``__dict__``) and go with it."""
+    import gc
+
+    est = fitted("multiclass")
+    X = make_data("multiclass")[0]
+    before = dict(est.__dict__)
+    est.predict_proba(X)
+    assert est.__dict__ == before and est in _mlp._READY
+    n = len(_mlp._READY)
+    del est
+    gc.collect()
+    assert len(_mlp._READY) == n - 1
