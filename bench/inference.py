@@ -13,8 +13,9 @@ the input each library is fastest on, and fastbp's fast predict path.
 Threads, two settings: "default" (scikit-learn's and fastbp's BLAS at its default thread
 count, onnxruntime's default intra-op pool: one thread per core) and "1" (BLAS limited to
 one thread by threadpoolctl, an onnxruntime session with ``intra_op_num_threads=1``).
-fastbp at the default runs a large prediction as two halves of rows on two threads, each
-with one-thread BLAS (``fastbp/_threads.py``); limited to one BLAS thread it uses one.
+fastbp at the default runs a large prediction as chunks of rows that two threads take in
+turn, each with one-thread BLAS (``fastbp/_threads.py``); limited to one BLAS thread it
+uses one.
 
 Timing, in this process: rounds; in each round every contender runs ``reps`` calls back
 to back (``reps`` chosen so that a batch lasts about ``BATCH_S``), the contenders in a

@@ -98,10 +98,11 @@ _READY = weakref.WeakKeyDictionary()
 
 def _predict_rows(kernel, out, X, flat, net, h_max, n_coefs):
     """``kernel(out, X, flat, net, buf_a, buf_b)`` (``predict_forward`` or
-    ``predict_checked``) over all of X's rows: at once, or for a large dense X in two
-    halves of rows on two threads (``_threads.predict_in_halves``), by the same rule for
-    both kernels, so that the fast and the general path compute the same products.
-    Returns False when a call did (``predict_checked``: X is not finite), else True."""
+    ``predict_checked``) over all of X's rows: at once, or for a large dense X in chunks
+    of rows that two threads take in turn (``_threads.run_chunks``), by the same rule for
+    both kernels, so that the fast and the general path compute the same products. A
+    chunk is a whole number of the kernel's blocks: the same blocks either way. Returns
+    False when a call did (``predict_checked``: X is not finite), else True."""
     n = out.shape[0]
 
     def run(r0, r1):
@@ -111,8 +112,10 @@ def _predict_rows(kernel, out, X, flat, net, h_max, n_coefs):
         X_rows = X if r1 - r0 == n else X[r0:r1]
         return kernel(out[r0:r1], X_rows, flat, net, buf_a, buf_b) is not False
 
-    if isinstance(X, np.ndarray) and _threads.predict_in_halves(n, n_coefs):
-        return all(_threads.run_halves(run, n))
+    if isinstance(X, np.ndarray) and _threads.predict_on_two(n, n_coefs):
+        # at least 2 blocks a chunk, at most about 32 chunks
+        chunk = _PREDICT_BLOCK_ROWS * max(2, n // (32 * _PREDICT_BLOCK_ROWS))
+        return all(r is not False for r in _threads.run_chunks(run, n, chunk))
     return run(0, n)
 
 

@@ -163,41 +163,63 @@ def test_fast_path_agrees_with_scikit_learn(fast_calls):
 
 
 @pytest.mark.parametrize("kind", ["multiclass", "regressor"])
-def test_two_halves_equal_general_path(kind, monkeypatch, fast_calls):
-    """A large dense X runs as two halves of rows on two threads (forced here for a small
-    one): the same products on both paths; a NaN in either half still raises."""
+def test_two_threads_equal_general_path(kind, monkeypatch, fast_calls):
+    """A large dense X is cut into chunks of rows that two threads take in turn (forced
+    here for a small one, in blocks of 16 rows): the same products on both paths; a NaN
+    in the first chunk or the last still raises."""
     est = fitted(kind)
     X = make_data(kind, n=301, seed=2)[0]
-    halves = []
-    real = _threads.run_halves
-    monkeypatch.setattr(_threads, "run_halves", lambda fn, n: halves.append(n) or real(fn, n))
-    monkeypatch.setattr(_threads, "predict_in_halves", lambda n, n_coefs: n >= 16)
+    chunked = []
+    real = _threads.run_chunks
+    monkeypatch.setattr(_mlp, "_PREDICT_BLOCK_ROWS", 16)
+    monkeypatch.setattr(_threads, "run_chunks",
+                        lambda fn, n, chunk: chunked.append((n, chunk)) or real(fn, n, chunk))
+    monkeypatch.setattr(_threads, "predict_on_two", lambda n, n_coefs: n >= 16)
     method = "predict_proba" if kind == "multiclass" else "predict"
     got = getattr(est, method)(X)
-    assert halves == [301] and len(fast_calls) == 2, "the two halves did not run"
+    assert chunked == [(301, 32)] and len(fast_calls) == 10, "the chunks did not run"
     np.testing.assert_array_equal(got, general(est, method, X))
-    monkeypatch.setattr(_threads, "predict_in_halves", lambda n, n_coefs: False)
+    monkeypatch.setattr(_threads, "predict_on_two", lambda n, n_coefs: False)
     np.testing.assert_allclose(general(est, method, X), got, rtol=1e-12, atol=1e-15)
-    monkeypatch.setattr(_threads, "predict_in_halves", lambda n, n_coefs: n >= 16)
-    for row in (3, 290):  # the first half, the second
+    monkeypatch.setattr(_threads, "predict_on_two", lambda n, n_coefs: n >= 16)
+    for row in (3, 300):
         bad = X.copy()
         bad[row, 1] = np.nan
         assert_same(outcome(lambda: getattr(est, method)(bad)),
                     outcome(lambda: general(est, method, bad)))
 
 
-def test_halves_only_where_they_may_run():
+def test_run_chunks_runs_each_chunk_once_and_stops_after_false():
+    seen = []
+    lock = threading.Lock()
+
+    def fn(r0, r1):
+        with lock:
+            seen.append((r0, r1))
+        return r0 != 40
+
+    results = _threads.run_chunks(fn, 101, 10)
+    assert sorted(seen) == sorted(set(seen))  # none twice
+    assert (40, 50) in seen and results[4] is False
+    ran = {r0 // 10 for r0, _ in seen}
+    assert all((results[k] is not None) == (k in ran) for k in range(11))
+    seen.clear()
+    assert _threads.run_chunks(fn, 35, 10) == [True, True, True, True]
+    assert sorted(seen) == [(0, 10), (10, 20), (20, 30), (30, 35)]
+
+
+def test_two_threads_only_where_they_may_run():
     """Not with BLAS limited to one thread, not outside the main thread, not for small X."""
     if not (_threads._cpu_count() >= 2 and _threads._blas_threads() >= 2
             and _threads._blas_is_ours_to_limit() and _threads.MODE != "never"):
         pytest.skip("needs two cores and a BLAS this thread can limit (see _threads)")
-    assert _threads.predict_in_halves(100_000, 10_000)
-    assert not _threads.predict_in_halves(10, 10_000)
+    assert _threads.predict_on_two(100_000, 10_000)
+    assert not _threads.predict_on_two(10, 10_000)
     with threadpool_limits(1):
-        assert not _threads.predict_in_halves(100_000, 10_000)
+        assert not _threads.predict_on_two(100_000, 10_000)
     seen = []
     worker = threading.Thread(target=lambda: seen.append(
-        _threads.predict_in_halves(100_000, 10_000)))
+        _threads.predict_on_two(100_000, 10_000)))
     worker.start()
     worker.join()
     assert seen == [False]
