@@ -572,11 +572,13 @@ class _BaseMLP(BaseEstimator):
         key = self._ready_key()
         if key is None:
             return None
-        ready = _READY.get(self)
+        try:
+            ready = _READY.get(self)
+        except TypeError:  # a subclass that is not hashable: nothing kept, but correct
+            ready = None
         if (ready is not None and len(ready.key) == len(key)
                 and all(map(operator.is_, ready.key, key))):
             return ready
-        _READY.pop(self, None)
         try:
             flat = self._params()  # re-packs hand-set coefs_
             key = self._ready_key()  # (re-packing replaces _flat and the views)
@@ -588,7 +590,10 @@ class _BaseMLP(BaseEstimator):
                            max([1] + units[1:-1]), int(self._layout.n_coefs))
         except Exception:  # noqa: BLE001  (hand-set weights that do not fit, a bad
             return None  # activation...: the general path raises its own error, in order)
-        _READY[self] = ready
+        try:
+            _READY[self] = ready
+        except TypeError:
+            pass
         return ready
 
     def _forward_plain(self, X):

@@ -485,3 +485,16 @@ def test_predict_leaves_the_estimator_as_it_was():
     del est
     gc.collect()
     assert len(_mlp._READY) == n - 1
+
+
+def test_an_unhashable_subclass_still_predicts(fast_calls):
+    class Unhashable(fastbp.MLPRegressor):
+        __hash__ = None
+
+    X, y = make_data("regressor")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = Unhashable(hidden_layer_sizes=(7, 4), max_iter=5, random_state=0).fit(X, y)
+    got = est.predict(X)
+    assert fast_calls
+    np.testing.assert_array_equal(got, general(est, "predict", X))
