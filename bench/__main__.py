@@ -280,7 +280,9 @@ def main(argv=None):
         inf = run["inference"]
         print(f"\ninference, {inf['model']}; per call, median (min) of {inf['rounds']} "
               f"rounds (a third as many at 1M rows), contenders alternating; vs X = X's "
-              f"time / fastbp's; threads: default = BLAS {inf['blas_threads_default']}, "
+              f"time / fastbp's; threads: default = "
+              + ", ".join(f"{k} {v}" for k, v in inf["blas_threads_default"].items())
+              + ", "
               "onnxruntime's default pool (one thread per core); 1 = BLAS limited to 1, "
               "onnxruntime intra_op_num_threads=1:")
         if inf["onnxruntime"] is None:
