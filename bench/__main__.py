@@ -1,13 +1,17 @@
 """python -m bench: fastbp vs the floor vs scikit-learn (vs PyTorch when importable).
 
-Three parts, all measured in this run:
+Four parts, all measured in this run (``python -m bench SECTION ...`` runs only those
+sections: workloads, jit, scaling, inference):
 
 1. the workloads (bench/workloads.py): for each, in this process, the results are checked
    (every trainer fits once; held-out scores must agree), then each trainer and the floor
    (bench/floor.py: the epoch's matrix products alone) are timed, best of --repeats;
 2. JIT costs (bench/jit.py): cold compile with an empty Numba cache, and time to first
    fit with a warm cache, beside scikit-learn's, each in a fresh process;
-3. scaling (bench/runner.py): s/epoch as the rows and the width grow.
+3. scaling (bench/runner.py): s/epoch as the rows and the width grow;
+4. inference (bench/inference.py): predict_proba of fastbp, scikit-learn and onnxruntime
+   (when installed; skipped otherwise) on one model, from one row to 1M rows, at the
+   default thread counts and at one thread.
 
 Output: the tables here, every number in a JSON file, PNG plots (bench/results/ by
 default). Benchmark with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset in that command
@@ -21,6 +25,8 @@ import time
 from datetime import datetime, timezone
 
 from bench.workloads import REPO, WORKLOADS, DataUnavailable, suite
+
+SECTIONS = ("workloads", "jit", "scaling", "inference")
 
 
 def _results_dir():
@@ -36,6 +42,9 @@ def parse(argv):
                                     f"  {w.name:<28} {w.describe()}"
                                     f"{'' if 'default' in w.suites else '  [--full]'}"
                                     for w in WORKLOADS.values()))
+    p.add_argument("sections", nargs="*", metavar="SECTION",
+                   help="run only these sections (workloads, jit, scaling, inference); "
+                        "default: all")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
                       help="a small subset (3 workloads, short sweeps, no cold compile)")
@@ -60,7 +69,13 @@ def parse(argv):
     p.add_argument("--no-jit", action="store_true")
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument("--no-workloads", action="store_true")
+    p.add_argument("--inference", action="store_true",
+                   help="measure inference even with --workload")
+    p.add_argument("--no-inference", action="store_true")
     args = p.parse_args(argv)
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     if args.repeats < 1 or (args.epochs is not None and args.epochs < 1):
         p.error("--repeats and --epochs must be at least 1")
     if args.threads is not None and args.threads < 1:
@@ -100,7 +115,7 @@ def main(argv=None):
     import scipy.linalg  # noqa: F401  scipy's BLAS, which numba's np.dot calls
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from bench import jit, peers, report, runner
+    from bench import inference, jit, peers, report, runner
 
     torch = None if args.no_torch else peers.import_torch()
 
@@ -108,10 +123,15 @@ def main(argv=None):
         workloads = [WORKLOADS[n] for n in dict.fromkeys(args.workload)]
     else:
         workloads = suite(level)
-    if args.no_workloads:
+    if args.no_workloads or (args.sections and "workloads" not in args.sections):
         workloads = []
     do_jit = not args.no_jit and (not args.workload or args.jit)
     do_scaling = not args.no_scaling and (not args.workload or args.scaling)
+    do_inference = not args.no_inference and (not args.workload or args.inference)
+    if args.sections:
+        do_jit = do_jit and "jit" in args.sections
+        do_scaling = do_scaling and "scaling" in args.sections
+        do_inference = do_inference and "inference" in args.sections
     jobs = [(w, dt) for w in workloads for dt in (args.dtype or [w.dtype])]
     scale_dtype = (args.dtype or ["float64"])[0]
 
@@ -249,6 +269,30 @@ def main(argv=None):
               f"best of {args.repeats}:")
         print(report.scaling_table(s))
         sections["scaling"] = time.perf_counter() - t0
+
+    # 4. inference
+    if do_inference:
+        progress.prefix = "inference: "
+        t0 = time.perf_counter()
+        run["inference"] = inference.measure(level, dtypes=args.dtype or ("float32", "float64"),
+                                             progress=progress)
+        progress.clear()
+        inf = run["inference"]
+        print(f"\ninference, {inf['model']}; per call, median (min) of {inf['rounds']} "
+              f"rounds (a third as many at 1M rows), contenders alternating; vs X = X's "
+              f"time / fastbp's; threads: default = "
+              + ", ".join(f"{k} {v}" for k, v in inf["blas_threads_default"].items())
+              + ", "
+              "onnxruntime's default pool (one thread per core); 1 = BLAS limited to 1, "
+              "onnxruntime intra_op_num_threads=1:")
+        if inf["onnxruntime"] is None:
+            print("onnxruntime or skl2onnx not installed: onnxruntime skipped "
+                  "(pip install onnx onnxruntime skl2onnx)")
+        else:
+            print(f"onnxruntime {inf['onnxruntime']}, skl2onnx {inf['skl2onnx']}; "
+                  "outputs checked against fastbp's before timing")
+        print(inference.table(inf))
+        sections["inference"] = time.perf_counter() - t0
 
     run["duration_s"] = time.perf_counter() - t_start
     run["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None

@@ -250,7 +250,7 @@ def _save(plt, fig, outdir, name, suptitle):
 
 
 def plots(run, outdir):
-    """Write speedup.png, scaling.png and jit.png (those with data); returns the paths
+    """Write speedup.png, scaling.png, jit.png and inference.png (those with data); returns the paths
     (none when matplotlib is not installed)."""
     try:
         import matplotlib
@@ -351,6 +351,13 @@ def plots(run, outdir):
         ax.set_xlabel("seconds in a fresh process (import + first fits), " + j["fit"])
         ax.legend(fontsize=8, loc="lower right")
         paths.append(_save(plt, fig, outdir, "jit.png", f"time to first fit\n{title}"))
+
+    inf = run.get("inference")
+    if inf and inf.get("points"):
+        from bench import inference
+
+        paths.append(_save(plt, inference.plot(plt, inf), outdir, "inference.png",
+                           f"predict_proba per call  |  {title}"))
     return paths
 
 

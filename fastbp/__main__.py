@@ -99,6 +99,8 @@ def _fit_and_predict(dtype, kind, solver, **params):
     clf = fastbp.MLPClassifier(**params).fit(X, classes)
     clf.predict(X)
     clf.predict_proba(X)
+    if not sp.issparse(X):  # (a C-ordered ndarray takes the fast path: predict_checked;
+        clf.predict_proba(np.asfortranarray(X))  # anything else predict_forward)
     fastbp.MLPRegressor(**params).fit(X, target).predict(X)
 
 

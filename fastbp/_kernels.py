@@ -1,6 +1,7 @@
-"""Numba kernels: the layers' forward and backward operations, and the three entry
+"""Numba kernels: the layers' forward and backward operations, and the entry
 points built from them: ``train_epoch`` (minibatches: forward, backward, update),
-``loss_grad`` (L-BFGS's loss and gradient) and ``predict_forward``.
+``loss_grad`` (L-BFGS's loss and gradient) and ``predict_forward`` (with
+``predict_checked``, its variant that also checks a dense X for NaN and infinity).
 
 Nothing here validates input: the estimators in ``_mlp.py`` check every shape, dtype and
 index before calling a kernel (Numba does not check bounds).
@@ -642,6 +643,46 @@ def loss_grad(team, bufs, ws, X, Y, sw, net, hyper):
 
 
 @njit(**JIT)
+def forward_block(out, X, params, net, buf_a, buf_b):
+    """Eq. (1) through every layer for one block of rows: ``out = f_L(... f_1(X W_1 +
+    b_1) ...)``.
+
+    out : (R, K) output.  X : (R, F) dense or CSR, R at most the block rows.
+    buf_a, buf_b : (>= R * H_max,) scratch, the hidden layers' outputs in turn.
+    """
+    u = net.units
+    L = u.size - 1
+    nb = n_rows(X)
+    lo = _zero()
+    W1 = layer_view(params, net.w_off[0], u[0], u[1])
+    b1 = params[net.b_off[0] : net.b_off[0] + u[1]]
+    if L == 1:
+        dense_forward(out, lo, u[1], X, W1, b1, net.output)
+        return
+    A_prev = layer_view(buf_a, 0, nb, u[1])
+    dense_forward(A_prev, lo, u[1], X, W1, b1, net.hidden)
+    for l in range(1, L):
+        W = layer_view(params, net.w_off[l], u[l], u[l + 1])
+        b = params[net.b_off[l] : net.b_off[l] + u[l + 1]]
+        if l == L - 1:
+            dense_forward(out, lo, u[l + 1], A_prev, W, b, net.output)
+        else:
+            A = layer_view(buf_a if l % 2 == 0 else buf_b, 0, nb, u[l + 1])
+            dense_forward(A, lo, u[l + 1], A_prev, W, b, net.hidden)
+            A_prev = A
+
+
+@njit(**JIT)
+def _block_rows(net, buf_a):
+    """Rows per block: ``buf_a.size // H_max`` (H_max the widest hidden layer, or 1)."""
+    u = net.units
+    h_max = 1
+    for l in range(1, u.size - 1):
+        h_max = max(h_max, u[l])
+    return max(1, buf_a.size // h_max)
+
+
+@njit(**JIT)
 def predict_forward(out, X, params, net, buf_a, buf_b):
     """Eq. (1) for all rows of X, block by block: ``out = f_L(... f_1(X W_1 + b_1) ...)``.
 
@@ -649,29 +690,36 @@ def predict_forward(out, X, params, net, buf_a, buf_b):
     buf_a, buf_b : (R * H_max,) scratch; R = block rows = ``buf_a.size // H_max``.
     """
     n = n_rows(X)
-    u = net.units
-    L = u.size - 1
-    h_max = 1
-    for l in range(1, L):
-        h_max = max(h_max, u[l])
-    block = buf_a.size // h_max
-    lo = _zero()
+    block = _block_rows(net, buf_a)
     for r0 in range(0, n, block):
         r1 = min(r0 + block, n)
-        X_block = row_block(X, r0, r1)
-        W1 = layer_view(params, net.w_off[0], u[0], u[1])
-        b1 = params[net.b_off[0] : net.b_off[0] + u[1]]
-        if L == 1:
-            dense_forward(out[r0:r1], lo, u[1], X_block, W1, b1, net.output)
-            continue
-        A_prev = layer_view(buf_a, 0, r1 - r0, u[1])
-        dense_forward(A_prev, lo, u[1], X_block, W1, b1, net.hidden)
-        for l in range(1, L):
-            W = layer_view(params, net.w_off[l], u[l], u[l + 1])
-            b = params[net.b_off[l] : net.b_off[l] + u[l + 1]]
-            if l == L - 1:
-                dense_forward(out[r0:r1], lo, u[l + 1], A_prev, W, b, net.output)
-            else:
-                A = layer_view(buf_a if l % 2 == 0 else buf_b, 0, r1 - r0, u[l + 1])
-                dense_forward(A, lo, u[l + 1], A_prev, W, b, net.hidden)
-                A_prev = A
+        forward_block(out[r0:r1], row_block(X, r0, r1), params, net, buf_a, buf_b)
+
+
+@njit(**JIT)
+def all_finite(X):
+    """Whether no entry of the C-contiguous array X is NaN or infinite: ``x - x`` is 0
+    exactly for finite x, NaN otherwise (a boolean OR over the elements vectorises)."""
+    flat = X.reshape(-1)
+    bad = False
+    for k in range(flat.size):
+        v = flat[k]
+        bad |= v - v != 0
+    return not bad
+
+
+@njit(**JIT)
+def predict_checked(out, X, params, net, buf_a, buf_b):
+    """``predict_forward`` for a dense, C-contiguous X that checks each block of X for
+    NaN and infinite entries just before using it (while it is in cache). Returns True,
+    or False at the first block with one (``out`` is then incomplete: the caller
+    discards it and raises scikit-learn's error)."""
+    n = X.shape[0]
+    block = _block_rows(net, buf_a)
+    for r0 in range(0, n, block):
+        r1 = min(r0 + block, n)
+        X_block = X[r0:r1]
+        if not all_finite(X_block):
+            return False
+        forward_block(out[r0:r1], X_block, params, net, buf_a, buf_b)
+    return True

@@ -23,8 +23,11 @@ new optimizer; the attributes a fit keeps beside them that are not set by hand g
 scikit-learn's initial values (``_complete_fitted``).
 """
 
+import operator
 import warnings
+import weakref
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import scipy.optimize
@@ -76,6 +79,54 @@ _STOCHASTIC_SOLVERS = tuple(OPTIMIZERS)
 
 # Rows per block in prediction (the workspace is two blocks of the widest hidden layer).
 _PREDICT_BLOCK_ROWS = 512
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order only
+
+
+class _Ready(NamedTuple):
+    """What the fast predict path (``_BaseMLP._forward_plain``) keeps between calls: the
+    kernel's arguments, and ``key``, the objects they were made from. They hold while
+    every object of the key is still the estimator's (the same object, ``is``): fit and
+    set_params replace attributes, a hand-set ``coefs_[i] = array`` replaces an entry,
+    and in-place updates (partial_fit, ``coefs_[i][...] = ...``) write into the very
+    buffer ``flat`` views. Kept in ``_READY``, not on the estimator: predict must not
+    change an estimator's ``__dict__`` (scikit-learn's check_dict_unchanged), and a copy
+    or a pickle then never carries them."""
+
+    key: tuple
+    flat: np.ndarray  # read-only view of _flat
+    net: object  # _layout.Net
+    n_features: int
+    n_outputs: int
+    h_max: int
+    n_coefs: int
+
+
+# estimator -> its _Ready (entries go with their estimators)
+_READY = weakref.WeakKeyDictionary()
+
+
+def _predict_rows(kernel, out, X, flat, net, h_max, n_coefs):
+    """``kernel(out, X, flat, net, buf_a, buf_b)`` (``predict_forward`` or
+    ``predict_checked``) over all of X's rows: at once, or for a large dense X in chunks
+    of rows that two threads take in turn (``_threads.run_chunks``), by the same rule for
+    both kernels, so that the fast and the general path compute the same products. A
+    chunk is a whole number of the kernel's blocks: the same blocks either way. Returns
+    False when a call did (``predict_checked``: X is not finite), else True."""
+    n = out.shape[0]
+
+    def run(r0, r1):
+        rows = max(1, min(_PREDICT_BLOCK_ROWS, r1 - r0))
+        buf_a = np.empty(rows * h_max, dtype=out.dtype)
+        buf_b = np.empty(rows * h_max, dtype=out.dtype)
+        X_rows = X if r1 - r0 == n else X[r0:r1]
+        return kernel(out[r0:r1], X_rows, flat, net, buf_a, buf_b) is not False
+
+    if isinstance(X, np.ndarray) and _threads.predict_on_two(n, n_coefs):
+        # at least 2 blocks a chunk, at most about 32 chunks
+        chunk = _PREDICT_BLOCK_ROWS * max(2, n // (32 * _PREDICT_BLOCK_ROWS))
+        return all(r is not False for r in _threads.run_chunks(run, n, chunk))
+    return run(0, n)
 
 
 def _kernel_array(a, dtype=None):
@@ -739,17 +790,95 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             # dtype="numeric", as scikit-learn's predict: strings are refused, not parsed
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         flat = self._params()
-        # as numpy's X @ W would; the model's own when the dtype parameter sets it
-        dtype = flat.dtype if self._model_dtype() is not None else np.result_type(X.dtype, flat.dtype)
+        dtype = np.result_type(X.dtype, flat.dtype)  # as numpy's X @ W would
+        if dtype not in _FLOATS:  # long double X: the kernels compute in float64 at most
+            dtype = np.dtype(np.float64)
+        if self._model_dtype() is not None:  # the dtype parameter: the model's own
+            dtype = flat.dtype
         n = X.shape[0]
         X = _kernel_input(X, dtype)
         flat = _kernel_array(flat, dtype)
         h_max = max([1] + [int(h) for h in self._layout.units[1:-1]])
-        rows = max(1, min(_PREDICT_BLOCK_ROWS, n))
-        buf_a = np.empty(rows * h_max, dtype=dtype)
-        buf_b = np.empty(rows * h_max, dtype=dtype)
         out = np.empty((n, self.n_outputs_), dtype=dtype)
-        _kernels.predict_forward(out, X, flat, self._net(), buf_a, buf_b)
+        _predict_rows(_kernels.predict_forward, out, X, flat, self._net(), h_max,
+                      int(self._layout.n_coefs))
+        return out
+
+    # The fast path: a C-contiguous float ndarray of the right width. It checks what
+    # validate_data would for such an X (fitted, 2-D, n_features_in_, no feature names to
+    # compare, at least one row, finite, a float dtype) with a few attribute reads and one
+    # pass over X inside the kernel, and returns None for anything else, which then takes
+    # the general path above (check_is_fitted and validate_data, with their errors and
+    # warnings). Both paths run the same kernel code on the same arrays: same outputs.
+
+    def _ready_key(self):
+        """The objects the kernel's arguments are made from (see ``_Ready``), or None
+        when the estimator is not fitted as the fast path needs it."""
+        d = self.__dict__
+        try:
+            coefs, intercepts = self.coefs_, self.intercepts_
+            return (d["_flat"], d["_layout"], d["n_features_in_"], d["n_outputs_"],
+                    d["out_activation_"], self.activation, self.loss, coefs, intercepts,
+                    *coefs, *intercepts)
+        except (AttributeError, KeyError, TypeError):
+            return None
+
+    def _ready_state(self):
+        """The current ``_Ready``, rebuilt when any object of its key was replaced; None
+        when the fast path does not apply to this estimator (not fitted; fitted with
+        feature names, whose warning for an ndarray is validate_data's)."""
+        if "feature_names_in_" in self.__dict__:
+            return None
+        key = self._ready_key()
+        if key is None:
+            return None
+        try:
+            ready = _READY.get(self)
+        except TypeError:  # a subclass that is not hashable: nothing kept, but correct
+            ready = None
+        if (ready is not None and len(ready.key) == len(key)
+                and all(map(operator.is_, ready.key, key))):
+            return ready
+        try:
+            flat = self._params()  # re-packs hand-set coefs_
+            key = self._ready_key()  # (re-packing replaces _flat and the views)
+            units = [int(u) for u in self._layout.units]
+            if (key is None or units[0] != self.n_features_in_
+                    or units[-1] != self.n_outputs_ or flat.dtype not in _FLOATS):
+                return None
+            ready = _Ready(key, _kernel_array(flat), self._net(), units[0], units[-1],
+                           max([1] + units[1:-1]), int(self._layout.n_coefs))
+        except Exception:  # noqa: BLE001  (hand-set weights that do not fit, a bad
+            return None  # activation...: the general path raises its own error, in order)
+        try:
+            _READY[self] = ready
+        except TypeError:
+            pass
+        return ready
+
+    def _forward_plain(self, X):
+        """``_forward_pass_fast(X)`` for a plain X (see above), else None."""
+        if (type(X) is not np.ndarray or X.ndim != 2 or not X.flags.c_contiguous
+                or not X.flags.aligned or X.dtype not in _FLOATS):
+            return None
+        ready = self._ready_state()
+        n = X.shape[0]
+        if ready is None or n == 0 or X.shape[1] != ready.n_features:
+            return None
+        flat = ready.flat
+        if X.dtype != flat.dtype:  # as the general path: both in the wider dtype, or the
+            # model's when the dtype parameter is set
+            if X.dtype.itemsize > flat.dtype.itemsize and self.dtype is None:
+                flat = _kernel_array(flat, X.dtype)
+            else:
+                X = X.astype(flat.dtype)
+        if X.flags.writeable:  # kernel inputs are read-only always (_kernel_array)
+            X = X.view()
+            X.flags.writeable = False
+        out = np.empty((n, ready.n_outputs), dtype=flat.dtype)
+        if not _predict_rows(_kernels.predict_checked, out, X, flat, ready.net,
+                             ready.h_max, ready.n_coefs):
+            return None  # NaN or infinity: the general path raises scikit-learn's error
         return out
 
     def _score_with_function(self, X, y, sample_weight, score_function):
@@ -990,11 +1119,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        check_is_fitted(self)
-        return self._predict(X)
+        y_pred = self._forward_plain(X)
+        if y_pred is None:
+            check_is_fitted(self)
+            return self._predict(X)
+        return self._predict(X, y_pred=y_pred)
 
-    def _predict(self, X, check_input=True):
-        return self._predict_output(self._forward_pass_fast(X, check_input=check_input))
+    def _predict(self, X, check_input=True, y_pred=None):
+        if y_pred is None:
+            y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return self._predict_output(y_pred)
 
     def _predict_output(self, y_pred):
         """The classes predicted from the output layer's activations."""
@@ -1054,8 +1188,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X):
         """Probability estimates, shape (n_samples, n_classes), in ``classes_`` order."""
-        check_is_fitted(self)
-        y_pred = self._forward_pass_fast(X)
+        y_pred = self._forward_plain(X)
+        if y_pred is None:
+            check_is_fitted(self)
+            y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         if y_pred.ndim == 1:
@@ -1152,11 +1288,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        check_is_fitted(self)
-        return self._predict(X)
+        y_pred = self._forward_plain(X)
+        if y_pred is None:
+            check_is_fitted(self)
+            return self._predict(X)
+        return self._predict(X, y_pred=y_pred)
 
-    def _predict(self, X, check_input=True):
-        return self._predict_output(self._forward_pass_fast(X, check_input=check_input))
+    def _predict(self, X, check_input=True, y_pred=None):
+        if y_pred is None:
+            y_pred = self._forward_pass_fast(X, check_input=check_input)
+        return self._predict_output(y_pred)
 
     @staticmethod
     def _predict_output(y_pred):

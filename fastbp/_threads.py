@@ -25,6 +25,7 @@ each δ below the top hidden layer, and before the update.
 measured: README "Two threads", and the constants below.
 """
 
+import itertools
 import os
 import signal
 import threading
@@ -415,3 +416,77 @@ class _HeldCtrlC:
         if self._handler is not None:
             signal.signal(signal.SIGINT, self._handler)
         return False
+
+
+# ---------------------------------------------------------------------------------------
+# Prediction: rows are independent, so a large prediction of dense X is cut into chunks of
+# rows that two threads take in turn, each running the same kernel with single-threaded
+# BLAS: the activations and the softmax then run on both cores, not on one beside BLAS's
+# two. Taken in turn, not halved: a helper that wakes late, or a core busy with other
+# work, leaves more chunks to the other thread instead of a half to wait for.
+# ---------------------------------------------------------------------------------------
+
+# Below this many flops of products (2 · rows · weights) the helper's wake-up and the
+# BLAS limiter (about 20 us together here) cost more than the second thread gains.
+PREDICT_MIN_FLOPS = 2e7
+
+_PREDICT_POOL = None
+
+
+def _forget_predict_pool():
+    global _PREDICT_POOL
+    _PREDICT_POOL = None  # a forked child has none of its parent's threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_predict_pool)
+
+
+def predict_on_two(n, n_coefs):
+    """Whether a prediction of ``n`` dense rows through ``n_coefs`` weights should run on
+    two threads (``run_chunks``): as ``plan``, from the main thread only, with two cores
+    and SciPy's BLAS allowed two threads or more (a limit of one, ``threadpool_limits(1)``,
+    keeps prediction on one thread) and an OpenBLAS this thread can limit; ``MODE``
+    "never" never, "always" from 16 rows whatever the flops."""
+    if MODE == "never" or os.name != "posix" or n < 16:
+        return False
+    if MODE != "always" and 2.0 * n * n_coefs < PREDICT_MIN_FLOPS:
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if _cpu_count() < 2 or _blas_threads() < 2:
+        return False
+    return _blas_is_ours_to_limit()
+
+
+def run_chunks(fn, n, chunk):
+    """``fn(r0, r1)`` for each chunk ``[r0, r1)`` of ``chunk`` rows of ``n`` (the last
+    shorter), the chunks taken in turn by this thread and a helper thread (one, kept for
+    the process), SciPy's BLAS on one thread meanwhile. Returns the results in chunk
+    order; after a result ``False`` no new chunk is started (those not run are None).
+    The helper is waited for also when this thread raises."""
+    global _PREDICT_POOL
+    if _PREDICT_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _PREDICT_POOL = ThreadPoolExecutor(1, thread_name_prefix="fastbp-predict")
+    results = [None] * (-(-n // chunk))
+    take = itertools.count()  # next() on it is atomic: each chunk is taken once
+    stop = []
+
+    def work():
+        for k in take:
+            if k >= len(results) or stop:
+                return
+            r0 = k * chunk
+            results[k] = fn(r0, min(r0 + chunk, n))
+            if results[k] is False:
+                stop.append(k)
+
+    with _one_blas_thread():
+        helper = _PREDICT_POOL.submit(work)
+        try:
+            work()
+        finally:
+            helper.result()
+    return results
