@@ -92,7 +92,10 @@ from ._sync import PENALTY, barrier
 # (train_epoch, loss_grad): compiled as functions of their own, each level of calls made
 # LLVM optimise the code below it once more (cold compile about 10 % longer). The small
 # helpers called from many places (own, sync, ...) are not: inlining each call site cost
-# more than it saved.
+# more than it saved. ``dense_forward`` is inlined too: a function of its own, each of
+# its signatures (training's, prediction's read-only parameters) was one more library in
+# which LLVM optimised and compiled the product and the activations it calls once more
+# (bench/compile_time.py measures it).
 STEP = dict(inline="always", **JIT)
 
 
@@ -330,7 +333,7 @@ def _ov_dot_xtd(dW, X, D, lo, hi):
 # ---------------------------------------------------------------------------------------
 
 
-@njit(**JIT)
+@njit(**STEP)
 def dense_forward(A, lo, hi, A_prev, W, b, code):
     """Eq. (1) on columns ``[lo, hi)``: ``A[:, lo:hi] = f(A_prev W + b)``.
 
