@@ -93,7 +93,10 @@ from ._sync import PENALTY, barrier
 # (train_epoch, loss_grad): compiled as functions of their own, each level of calls made
 # LLVM optimise the code below it once more (cold compile about 10 % longer). The small
 # helpers called from many places (own, sync, ...) are not: inlining each call site cost
-# more than it saved.
+# more than it saved. ``dense_forward`` is inlined too: a function of its own, each of
+# its signatures (training's, prediction's read-only parameters) was one more library in
+# which LLVM optimised and compiled the product and the activations it calls once more
+# (bench/compile_time.py measures it).
 STEP = dict(inline="always", **JIT)
 
 
@@ -110,21 +113,84 @@ def layer_view(buf, off, n, m):
     return buf[off : off + n * m].reshape((n, m))
 
 
-@njit(**JIT)
-def own(net, team, j, tid):
-    """Thread ``tid``'s units ``[lo, hi)`` of layer j (of ``units[j]``)."""
+# ---------------------------------------------------------------------------------------
+# The team: one thread or two, told apart at compile time. Each of these is a plain
+# Python function (what runs under NUMBA_DISABLE_JIT) that Numba replaces, inside
+# kernels, by the implementation for the Team's type (the @overload's below): the
+# one-thread Team (``_layout.one_thread``) has an empty 2-D ``sync``, another type, so
+# that a one-thread fit compiles neither the barriers nor the shares' arithmetic. The
+# two-thread implementations are those that served both before (they still work for a
+# 1-D ``sync`` Team of one thread).
+# ---------------------------------------------------------------------------------------
+
+
+def _solo(team):
+    """In compiled code: is the Team type the one-thread one (``sync`` 2-D)? In Python:
+    the same, on the value."""
+    if isinstance(team, types.BaseTuple):
+        return dict(zip(team.fields, team.types))["sync"].ndim == 2
+    return team.sync.ndim == 2
+
+
+def _own_solo(net, team, j, tid):
+    return np.int64(0), net.units[j]
+
+
+def _own_split(net, team, j, tid):
     cut = team.cuts[j]
     return (0, cut) if tid == 0 else (cut, net.units[j])
 
 
-@njit(**JIT)
-def sync(team, tid, phase):
-    """The next barrier (``_sync.barrier``): returns its phase, or -1 if the other thread
-    failed (the caller then returns at once). On one thread there is nothing to wait for."""
+def _sync_solo(team, tid, phase):
+    return phase + 1
+
+
+def _sync_split(team, tid, phase):
     phase += 1
     if team.threads == 1:
         return phase
     return phase if barrier(team.sync, tid, phase) else -1
+
+
+def _row_share_solo(team, tid, nb):
+    return np.int64(0), nb
+
+
+def _row_share_split(team, tid, nb):
+    return (0, nb) if team.threads == 1 else ((0, nb // 2) if tid == 0 else (nb // 2, nb))
+
+
+def own(net, team, j, tid):
+    """Thread ``tid``'s units ``[lo, hi)`` of layer j (of ``units[j]``): all of them on
+    one thread."""
+    return (_own_solo if _solo(team) else _own_split)(net, team, j, tid)
+
+
+def sync(team, tid, phase):
+    """The next barrier (``_sync.barrier``): returns its phase, or -1 if the other thread
+    failed (the caller then returns at once). On one thread there is nothing to wait for."""
+    return (_sync_solo if _solo(team) else _sync_split)(team, tid, phase)
+
+
+def row_share(team, tid, nb):
+    """Thread ``tid``'s rows ``[r0, r1)`` of a minibatch of ``nb`` rows, for the gather
+    of X: its half on two threads, all of them on one."""
+    return (_row_share_solo if _solo(team) else _row_share_split)(team, tid, nb)
+
+
+@overload(own, jit_options=JIT)
+def _ov_own(net, team, j, tid):
+    return _own_solo if _solo(team) else _own_split
+
+
+@overload(sync, jit_options=JIT)
+def _ov_sync(team, tid, phase):
+    return _sync_solo if _solo(team) else _sync_split
+
+
+@overload(row_share, jit_options=JIT)
+def _ov_row_share(team, tid, nb):
+    return _row_share_solo if _solo(team) else _row_share_split
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,7 +334,7 @@ def _ov_dot_xtd(dW, X, D, lo, hi):
 # ---------------------------------------------------------------------------------------
 
 
-@njit(**JIT)
+@njit(**STEP)
 def dense_forward(A, lo, hi, A_prev, W, b, code):
     """Eq. (1) on columns ``[lo, hi)``: ``A[:, lo:hi] = f(A_prev W + b)``.
 
@@ -313,10 +379,12 @@ def sumsq(x):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(**JIT)
-def owned_weights(net, team, l, tid):
-    """Thread ``tid``'s weights of layer l + 1 as a range ``[w0, w1)`` of the flat buffer:
-    its block of a hidden layer (in the team's layout), its rows of the output layer."""
+def _owned_weights_solo(net, team, l, tid):
+    w0 = net.w_off[l]
+    return w0, w0 + net.units[l] * net.units[l + 1]
+
+
+def _owned_weights_split(net, team, l, tid):
     L = net.units.size - 1
     if l < L - 1:
         lo, hi = own(net, team, l + 1, tid)
@@ -327,10 +395,12 @@ def owned_weights(net, team, l, tid):
     return net.w_off[L - 1] + lo * K, net.w_off[L - 1] + hi * K
 
 
-@njit(**JIT)
-def owned_biases(net, team, l, tid):
-    """Thread ``tid``'s biases of layer l + 1, ``[b0, b1)``: its units' of a hidden
-    layer; the output layer's on thread 0."""
+def _owned_biases_solo(net, team, l, tid):
+    b0 = net.b_off[l]
+    return b0, b0 + net.units[l + 1]
+
+
+def _owned_biases_split(net, team, l, tid):
     L = net.units.size - 1
     b0 = net.b_off[l]
     if l < L - 1:
@@ -339,11 +409,12 @@ def owned_biases(net, team, l, tid):
     return b0, b0 + (net.units[L] if tid == 0 else 0)
 
 
-@njit(**STEP)
-def penalty_share(net, team, params, tid):
-    """Thread ``tid``'s part of ‖W‖² (the weights it owns), in float64. On one thread, one
-    BLAS dot over every weight, as scikit-learn's ``np.dot(s, s)`` (``sumsq``, which the
-    two threads need for a fixed order, cost a small net's epoch up to 15 % more)."""
+def _penalty_solo(net, team, params, tid):
+    w = params[: net.n_coefs]
+    return float(np.dot(w, w))
+
+
+def _penalty_split(net, team, params, tid):
     if team.threads == 1:
         w = params[: net.n_coefs]
         return float(np.dot(w, w))
@@ -352,6 +423,41 @@ def penalty_share(net, team, params, tid):
         w0, w1 = owned_weights(net, team, l, tid)
         total += sumsq(params[w0:w1])
     return total
+
+
+def owned_weights(net, team, l, tid):
+    """Thread ``tid``'s weights of layer l + 1 as a range ``[w0, w1)`` of the flat buffer:
+    its block of a hidden layer (in the team's layout), its rows of the output layer;
+    the whole layer's on one thread."""
+    return (_owned_weights_solo if _solo(team) else _owned_weights_split)(net, team, l, tid)
+
+
+def owned_biases(net, team, l, tid):
+    """Thread ``tid``'s biases of layer l + 1, ``[b0, b1)``: its units' of a hidden
+    layer; the output layer's on thread 0; the whole layer's on one thread."""
+    return (_owned_biases_solo if _solo(team) else _owned_biases_split)(net, team, l, tid)
+
+
+def penalty_share(net, team, params, tid):
+    """Thread ``tid``'s part of ‖W‖² (the weights it owns), in float64. On one thread, one
+    BLAS dot over every weight, as scikit-learn's ``np.dot(s, s)`` (``sumsq``, which the
+    two threads need for a fixed order, cost a small net's epoch up to 15 % more)."""
+    return (_penalty_solo if _solo(team) else _penalty_split)(net, team, params, tid)
+
+
+@overload(owned_weights, jit_options=JIT)
+def _ov_owned_weights(net, team, l, tid):
+    return _owned_weights_solo if _solo(team) else _owned_weights_split
+
+
+@overload(owned_biases, jit_options=JIT)
+def _ov_owned_biases(net, team, l, tid):
+    return _owned_biases_solo if _solo(team) else _owned_biases_split
+
+
+@overload(penalty_share, jit_options=JIT, inline="always")
+def _ov_penalty_share(net, team, params, tid):
+    return _penalty_solo if _solo(team) else _penalty_split
 
 
 @njit(**JIT)
@@ -569,7 +675,7 @@ def gather_share(tid, team, data, ws, start, stop, k):
     """Rows ``perm[start:stop]``: thread tid's half of X's (all of them on one thread) into
     gather buffer k, all of Y's and sw's into its own. Returns (xb, yb, wb)."""
     nb = stop - start
-    r0, r1 = (0, nb) if team.threads == 1 else ((0, nb // 2) if tid == 0 else (nb // 2, nb))
+    r0, r1 = row_share(team, tid, nb)
     xb = gather_rows(data.X, data.perm, start, stop, ws.xbuf[k], r0, r1)
     yb = ws.ybuf[tid, :nb]
     wb = ws.swbuf[tid, :nb]

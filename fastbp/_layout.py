@@ -120,7 +120,9 @@ class Team(NamedTuple):
     ws_off : int64 (L, 2) where thread t's block of the hidden layer l + 1's weights
         starts (``_threads.split_layout``); on one thread ``w_off`` (one block).
     sync : int64 (24,) zeros, the barrier's counters; shared : float64 (24,) the
-        threads' partial sums (``_threads``); new for each kernel call.
+        threads' partial sums (``_threads``); new for each kernel call. On one thread
+        ``sync`` is a 2-D empty array, another type: the kernels then compile the
+        one-thread versions of the team's functions, with no barrier (``_kernels``).
     """
 
     threads: int
@@ -137,9 +139,9 @@ def make_net(layout, hidden, output, loss):
 
 
 def one_thread(layout):
-    """The ``Team`` of one thread: it owns every unit."""
+    """The ``Team`` of one thread: it owns every unit; no barrier (``sync`` 2-D, empty)."""
     ws_off = np.repeat(layout.w_off[:, None], 2, axis=1).astype(np.int64)
-    return Team(1, layout.units.copy(), ws_off, np.zeros(24, np.int64),
+    return Team(1, layout.units.copy(), ws_off, np.zeros((0, 0), np.int64),
                 np.zeros(24, np.float64))
 
 

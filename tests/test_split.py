@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 import fastbp
 from fastbp import _activations, _blas, _kernels, _losses, _optim, _sync, _threads
-from fastbp._layout import make_layout
+from fastbp._layout import Team, make_layout, one_thread
 
 
 def fit(est, mode, monkeypatch, X, y, calls=None, **fit_params):
@@ -518,3 +518,33 @@ def test_two_thread_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch
     # when the helper's call falls in the window too, twice; never per minibatch
     allocs = {int(a) for _, a, *_ in per_call}
     assert max(allocs) <= 2 * min(allocs) <= 100, per_call
+
+
+def _general_one_thread(layout):
+    """A one-thread Team of the two-thread Team's type (1-D ``sync``): the kernels then
+    run the general code, barriers and shares included, with one thread."""
+    team = one_thread(layout)
+    return Team(team.threads, team.cuts, team.ws_off, np.zeros(24, np.int64), team.shared)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_one_thread_specialisation_is_the_general_code_on_one_thread(solver, dtype,
+                                                                     monkeypatch):
+    """The one-thread Team (2-D ``sync``) compiles its own versions of the team's
+    functions (``_kernels._solo``): the same model, bit for bit, as the general code
+    run on a one-thread Team of the two-thread Team's type."""
+    from fastbp import _mlp
+
+    assert _kernels._solo(one_thread(make_layout([3, 4, 2])))
+    assert not _kernels._solo(_general_one_thread(make_layout([3, 4, 2])))
+    X, y = make_task("multiclass", 301, seed=3)
+    X = X.astype(dtype)
+    params = dict(hidden_layer_sizes=(37, 19), batch_size=50, max_iter=4, alpha=1e-3,
+                  solver=solver, random_state=0)
+    a = fit(fastbp.MLPClassifier(**params), "never", monkeypatch, X, y)
+    monkeypatch.setattr(_threads, "one_thread", _general_one_thread)
+    monkeypatch.setattr(_mlp, "one_thread", _general_one_thread)
+    b = fit(fastbp.MLPClassifier(**params), "never", monkeypatch, X, y)
+    assert np.array_equal(a._flat, b._flat)
+    assert a.loss_curve_ == b.loss_curve_ if solver != "lbfgs" else a.loss_ == b.loss_
