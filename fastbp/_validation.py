@@ -42,8 +42,9 @@ class ValidationSet:
         # or argmax), so the same equalities, averaged by the same np.average as
         # accuracy_score's, without its checks (0.4 ms, a third of a digits epoch).
         self.labels = None
+        # (not for a fit with one class: predict gives it whatever the output)
         if (is_classifier(est) and est._label_binarizer.y_type_ in ("binary", "multiclass")
-                and scorer is None):
+                and len(est.classes_) >= 2 and scorer is None):
             self.labels = Y[:, 0].astype(bool) if Y.shape[1] == 1 else Y.argmax(axis=1)
 
     def _loss(self, est, out):

@@ -211,3 +211,28 @@ def test_scoring_is_validated(scoring):
     X, y = make_task("binary")
     with pytest.raises(InvalidParameterError, match="scoring"):
         model("binary", scoring=scoring).fit(X, y)
+
+
+def test_one_class_early_stopping_scores_as_scikit_learn():
+    """A fit that sees one class predicts it whatever its output: accuracy 1, as
+    scikit-learn's. A score read from the output's 0.5 threshold gave 0 where the output
+    stays above it (found by the differential test, configuration 7762 of seed
+    20261126); a seed whose network outputs more than 0.5 everywhere is searched for."""
+    from sklearn import neural_network as sk
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, 5)), np.full(10, -1)
+    for seed in range(50):
+        params = dict(hidden_layer_sizes=(4, 5), solver="sgd", batch_size=4, max_iter=2,
+                      learning_rate_init=1e-6, early_stopping=True,
+                      validation_fraction=0.3, n_iter_no_change=2, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours = fastbp.MLPClassifier(**params).fit(X, y)
+            theirs = sk.MLPClassifier(**params).fit(X, y)
+        if (ours._forward_pass_fast(X) > 0.5).all():
+            break
+    else:
+        raise AssertionError("no seed gives outputs above 0.5")
+    assert ours.validation_scores_ == theirs.validation_scores_ == [1.0, 1.0]
+    assert ours.best_validation_score_ == theirs.best_validation_score_
