@@ -161,8 +161,8 @@ def warmup():
                     say("  %-*s  skipped: the two-thread switch was not found"
                         % (width, label))
                     continue
-                if two_thread:
-                    _two_thread_mode("always")
+                # (set for each step: a one-thread step may follow a two-thread one)
+                _two_thread_mode("always" if two_thread else "never")
                 n_compiled, n_loaded = compiles.count, _config.LOADED[0]
                 t = time.perf_counter()
                 run()
