@@ -245,6 +245,12 @@ def offered_if(check):
 class _BaseMLP(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of MLPClassifier and MLPRegressor (not for direct use)."""
 
+    # fastbp's own options at their defaults, for models pickled before they existed
+    # (each instance sets its own in __init__)
+    dropout = 0.0
+    dtype = None
+    scoring = None
+
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(HIDDEN))],
@@ -979,6 +985,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     L-BFGS iteration); with ``solver='lbfgs'``, ``verbose`` prints the loss each
     iteration.
     """
+
+    # (the same, for the classifier's; scikit-learn's stores loss="log_loss" too)
+    loss = "log_loss"
+    class_weight = None
 
     _parameter_constraints: dict = {
         **_BaseMLP._parameter_constraints,

@@ -260,3 +260,25 @@ def test_read_only_X_needs_no_new_kernels(solver, sparse, kernel_types):
     assert got_pred.tobytes() == want_pred.tobytes()
     new = kernel_types() - want_types
     assert not new, f"read-only input needs new kernel specialisations: {sorted(n for n, _ in new)}"
+
+
+def test_a_model_pickled_before_fastbps_own_options_predicts(tmp_path):
+    """A pickle made before dropout, dtype, scoring, loss and class_weight existed (their
+    attributes absent from its state) loads and predicts as it did."""
+    import pickle
+
+    import numpy as np
+
+    import fastbp
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), np.arange(40) % 3
+    est = fastbp.MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
+    want = est.predict_proba(X)
+    state = est.__getstate__()
+    for name in ("dropout", "dtype", "scoring", "loss", "class_weight"):
+        del state[name]
+    old = fastbp.MLPClassifier.__new__(fastbp.MLPClassifier)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    np.testing.assert_array_equal(old.predict_proba(X), want)
+    np.testing.assert_array_equal(old.predict(X), est.predict(X))
