@@ -318,7 +318,8 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             )
         if not np.all((rates >= 0) & (rates < 1)):  # (NaN fails too)
             raise ValueError(f"dropout rates must be in [0, 1); got {self.dropout!r}.")
-        return np.ascontiguousarray(np.broadcast_to(rates, (n_hidden,)))
+        # (a writable copy: a read-only array would be another type to the kernels)
+        return np.array(np.broadcast_to(rates, (n_hidden,)), dtype=np.float64)
 
     # ---- the flat buffer and its views --------------------------------------------------
 
