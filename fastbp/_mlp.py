@@ -863,6 +863,20 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
             pass
         return ready
 
+    def _output(self, X):
+        """The output layer's activations for X, as predict computes them: the fast path
+        for a plain ndarray (``_forward_plain``), else ``check_is_fitted`` and the
+        general path."""
+        out = self._forward_plain(X)
+        if out is None:
+            check_is_fitted(self)
+            out = self._forward_pass_fast(X)
+        return out
+
+    def _predict(self, X, check_input=True):
+        """``predict`` without the fast path (``check_input=False``: X already valid)."""
+        return self._predict_output(self._forward_pass_fast(X, check_input=check_input))
+
     def _forward_plain(self, X):
         """``_forward_pass_fast(X)`` for a plain X (see above), else None."""
         if (type(X) is not np.ndarray or X.ndim != 2 or not X.flags.c_contiguous
@@ -1130,16 +1144,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : ndarray, shape (n_samples,) or (n_samples, n_classes)
             The predicted classes.
         """
-        y_pred = self._forward_plain(X)
-        if y_pred is None:
-            check_is_fitted(self)
-            return self._predict(X)
-        return self._predict(X, y_pred=y_pred)
-
-    def _predict(self, X, check_input=True, y_pred=None):
-        if y_pred is None:
-            y_pred = self._forward_pass_fast(X, check_input=check_input)
-        return self._predict_output(y_pred)
+        return self._predict_output(self._output(X))
 
     def _predict_output(self, y_pred):
         """The classes predicted from the output layer's activations."""
@@ -1199,10 +1204,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X):
         """Probability estimates, shape (n_samples, n_classes), in ``classes_`` order."""
-        y_pred = self._forward_plain(X)
-        if y_pred is None:
-            check_is_fitted(self)
-            y_pred = self._forward_pass_fast(X)
+        y_pred = self._output(X)
         if self.n_outputs_ == 1:
             y_pred = y_pred.ravel()
         if y_pred.ndim == 1:
@@ -1299,16 +1301,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values.
         """
-        y_pred = self._forward_plain(X)
-        if y_pred is None:
-            check_is_fitted(self)
-            return self._predict(X)
-        return self._predict(X, y_pred=y_pred)
-
-    def _predict(self, X, check_input=True, y_pred=None):
-        if y_pred is None:
-            y_pred = self._forward_pass_fast(X, check_input=check_input)
-        return self._predict_output(y_pred)
+        return self._predict_output(self._output(X))
 
     @staticmethod
     def _predict_output(y_pred):

@@ -93,7 +93,7 @@ def general(est, method, X):
     check_is_fitted(est)
     y_pred = est._forward_pass_fast(X)
     if method == "predict":
-        return est._predict(X, y_pred=y_pred)
+        return est._predict_output(y_pred)
     if est.n_outputs_ == 1:
         y_pred = y_pred.ravel()
     if y_pred.ndim == 1:
@@ -212,7 +212,7 @@ def test_two_threads_only_where_they_may_run():
     """Not with BLAS limited to one thread, not outside the main thread, not for small X."""
     if not (_threads._cpu_count() >= 2 and _threads._blas_threads() >= 2
             and _threads._blas_is_ours_to_limit() and _threads.MODE != "never"):
-        pytest.skip("needs two cores and a BLAS this thread can limit (see _threads)")
+        pytest.skip(reason="needs two cores and a BLAS this thread can limit (see _threads)")
     assert _threads.predict_on_two(100_000, 10_000)
     assert not _threads.predict_on_two(10, 10_000)
     with threadpool_limits(1):

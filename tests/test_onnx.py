@@ -21,7 +21,7 @@ try:
     import onnxruntime
     import skl2onnx
 except ImportError as e:  # the onnx extra is in the test extra; a bare install lacks it
-    pytest.skip(f"the onnx extra is not installed ({e}): pip install -e '.[onnx]'",
+    pytest.skip(reason=f"the onnx extra is not installed ({e}): pip install -e '.[onnx]'",
                 allow_module_level=True)
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
