@@ -660,14 +660,30 @@ def loss_and_sums(tid, team, bufs, ws, xb, yb, wb, net, hyper, t, phase):
 # ---------------------------------------------------------------------------------------
 
 
-@njit(**STEP)
-def update_share(tid, team, bufs, net, hyper, S, step):
-    """Eq. (5) on the parameters thread ``tid`` owns, each a contiguous range."""
+def _update_solo(tid, team, bufs, net, hyper, S, step):
+    update_range(bufs, _zero(), net.n_coefs, bufs.params.size, hyper, S, step)
+
+
+def _update_split(tid, team, bufs, net, hyper, S, step):
     for l in range(net.units.size - 1):
         w0, w1 = owned_weights(net, team, l, tid)
         update_range(bufs, w0, w1, w1, hyper, S, step)
         b0, b1 = owned_biases(net, team, l, tid)
         update_range(bufs, b0, b0, b1, hyper, S, step)
+
+
+def update_share(tid, team, bufs, net, hyper, S, step):
+    """Eq. (5) on the parameters thread ``tid`` owns, each a contiguous range. On one
+    thread, one pass over the whole buffer (all weights, then all biases: the layout),
+    not two per layer (a small net's minibatch is a few µs: 2L short loops cost it
+    3-4 %); element for element the same arithmetic."""
+    return (_update_solo if _solo(team) else _update_split)(tid, team, bufs, net, hyper,
+                                                            S, step)
+
+
+@overload(update_share, jit_options=JIT, inline="always")
+def _ov_update_share(tid, team, bufs, net, hyper, S, step):
+    return _update_solo if _solo(team) else _update_split
 
 
 @njit(**STEP)
