@@ -6,8 +6,9 @@ sections: workloads, jit, scaling, inference):
 1. the workloads (bench/workloads.py): for each, in this process, the results are checked
    (every trainer fits once; held-out scores must agree), then each trainer and the floor
    (bench/floor.py: the epoch's matrix products alone) are timed, best of --repeats;
-2. JIT costs (bench/jit.py): cold compile with an empty Numba cache, and time to first
-   fit with a warm cache, beside scikit-learn's, each in a fresh process;
+2. JIT costs (bench/jit.py): cold compile with an empty Numba cache, the first process
+   after ``pip install .`` into a new virtual environment, and time to first fit with a
+   warm cache, beside scikit-learn's, each in a fresh process;
 3. scaling (bench/runner.py): s/epoch as the rows and the width grow;
 4. inference (bench/inference.py): predict_proba of fastbp, scikit-learn and onnxruntime
    (when installed; skipped otherwise) on one model, from one row to 1M rows, at the
@@ -247,13 +248,13 @@ def main(argv=None):
         progress.prefix = "JIT: "
         t0 = time.perf_counter()
         run["jit"] = jit.measure(repeats=1 if level == "quick" else args.repeats,
-                                 cold=level != "quick", threads=args.threads,
-                                 progress=progress)
+                                 cold=level != "quick", installed=level != "quick",
+                                 threads=args.threads, progress=progress)
         progress.clear()
         print("\nJIT costs, fresh processes (" + run["jit"]["fit"] + "):")
         print(report.jit_table(run["jit"]))
         if level == "quick":
-            print("(--quick: cold compile skipped, one fresh process each)")
+            print("(--quick: cold compile and pip install skipped, one fresh process each)")
         sections["jit"] = time.perf_counter() - t0
 
     # 3. scaling

@@ -104,26 +104,31 @@ def _fit_and_predict(dtype, kind, solver, **params):
     fastbp.MLPRegressor(**params).fit(X, target).predict(X)
 
 
-def steps():
-    """(label, what it runs): the warm-up, in order."""
+def steps(dtypes=DTYPES, common=False):
+    """(label, what it runs): the warm-up, in order, for ``dtypes``; ``common``: only the
+    kernels of the common fits (dense X, one thread, no kept f': what ``pip install``
+    compiles, ``build_backend.py``)."""
     out = []
-    for dtype in DTYPES:
-        for kind in KINDS:
+    kinds = KINDS[:1] if common else KINDS
+    for dtype in dtypes:
+        for kind in kinds:
             for solver in SOLVERS:
                 out.append(("%s %s, %s: fit, predict" % (dtype, kind, solver),
                             lambda d=dtype, k=kind, s=solver: _fit_and_predict(d, k, s)))
-    for dtype in DTYPES:  # the validation rows' loss kernel (early stopping, X_val)
+    for dtype in dtypes:  # the validation rows' loss kernel (early stopping, X_val)
         out.append(("%s dense X: early stopping" % dtype,
                     lambda d=dtype: _fit_and_predict(d, "dense X", "adam",
                                                      early_stopping=True)))
-    for dtype in DTYPES:
+    if common:
+        return out
+    for dtype in dtypes:
         for solver in TWO_THREAD_SOLVERS:
             out.append(("%s dense X, %s: two-thread epoch" % (dtype, solver),
                         lambda d=dtype, s=solver: _fit_and_predict(
                             d, "dense X", s, hidden_layer_sizes=(16, 16), batch_size=16)))
     # layers that keep f' (gelu, silu, softplus, or dropout): other kernels (the solvers
     # sgd and adam share one)
-    for dtype in DTYPES:
+    for dtype in dtypes:
         for kind in KINDS:
             for solver in ("adam", "lbfgs"):
                 out.append(("%s %s, %s: kept f' (gelu)" % (dtype, kind, solver),
@@ -140,8 +145,9 @@ def _cpu():
     return config.CPU_NAME or ll.get_host_cpu_name()
 
 
-def warmup():
-    """Run every step, reporting each; the exit status (0 if the kernels were cached)."""
+def warmup(dtypes=DTYPES, common=False):
+    """Run the steps (``steps``), reporting each; the exit status (0 if the kernels were
+    cached)."""
     def say(line):
         print(line, flush=True)
 
@@ -153,7 +159,7 @@ def warmup():
     try:
         with warnings.catch_warnings(), event.install_listener("numba:compile", compiles):
             warnings.simplefilter("ignore", ConvergenceWarning)
-            todo = steps()
+            todo = steps(dtypes, common)
             width = max(len(label) for label, _ in todo)
             for label, run in todo:
                 two_thread = "two-thread" in label
@@ -197,13 +203,18 @@ def main(argv=None):
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    commands.add_parser(
+    command = commands.add_parser(
         "warmup", help="compile and cache every kernel a fit can need, ahead of time "
         "(container and CI image builds, before timing)",
         description=WARMUP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--dtype", choices=DTYPES, action="append",
+                         help="this dtype only (repeatable; default: both)")
+    command.add_argument("--common", action="store_true",
+                         help="only the kernels of the common fits: dense X, one thread, "
+                         "no kept f' (what pip install compiles)")
     args = parser.parse_args(argv)
     if args.command == "warmup":
-        return warmup()
+        return warmup(tuple(args.dtype or DTYPES), args.common)
     return 2  # pragma: no cover - argparse rejects other commands
 
 

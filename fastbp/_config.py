@@ -25,12 +25,16 @@ it. Files of another Numba version, CPU or Python are Numba's own misses (its in
 records the Numba version and keys each entry on the target triple, CPU name and
 features; file names carry Python's version).
 
-Numba (0.68) keys a cached function on its own file's content only, while the machine
-code it caches includes the kernels it calls from other files: ``_kernels.train_epoch``
-inlines ``_activations``, ``_losses`` and ``_optim`` code, they inline ``_vmath``. An edit
-of ``_losses.py`` alone, or an upgrade that leaves ``__pycache__`` behind, would keep the old code running.
-``drop_stale_cache`` (called by ``fastbp/__init__.py``) keys the whole cache on every
-fastbp source instead.
+Numba (0.68) keys a cached function on its own file's modification time and size only,
+while the machine code it caches includes the kernels it calls from other files:
+``_kernels.train_epoch`` inlines ``_activations``, ``_losses`` and ``_optim`` code, they
+inline ``_vmath``. An edit of ``_losses.py`` alone, or an upgrade that leaves
+``__pycache__`` behind, would keep the old code running; and a cache built before the
+files were copied (into the wheel that ``pip install`` installs: ``build_backend.py``)
+would never be used. Here the whole cache is keyed on the content of every fastbp
+source and Numba's version instead: each index file is stamped with that hash
+(``sources_digest``), and ``drop_stale_cache`` (called by ``fastbp/__init__.py``) clears
+a directory stamped with another.
 """
 
 import glob
@@ -77,6 +81,17 @@ def _digest(paths):
         with open(path, "rb") as f:
             digest.update(f.read())
     return digest.hexdigest()
+
+
+_digests = {}
+
+
+def sources_digest():
+    """``_digest(sources())``, once a process: the stamp of the whole cache and of each
+    of its index files (``Cache``)."""
+    if not _digests:
+        _digests["sources"] = _digest(sources())
+    return _digests["sources"]
 
 
 def drop_stale_cache(dispatcher, paths):
@@ -264,7 +279,7 @@ def _is_fresh(cache_dir):
     if cache_dir not in _fresh:
         try:
             with open(os.path.join(cache_dir, STAMP), "rb") as f:
-                _fresh[cache_dir] = f.read().strip() == _digest(sources()).encode()
+                _fresh[cache_dir] = f.read().strip() == sources_digest().encode()
         except OSError:
             _fresh[cache_dir] = False
     return _fresh[cache_dir]
@@ -283,7 +298,11 @@ class Cache(caching.FunctionCache):
     def __init__(self, py_func):
         super().__init__(py_func)
         locator = self._impl.locator
-        base, stamp = self._impl.filename_base, locator.get_source_stamp()
+        # Each index is stamped with the hash of fastbp's sources (and Numba's version),
+        # not Numba's (the source file's mtime and size): a cache built before the files
+        # were copied (into a wheel at ``pip install``, build_backend.py; into an image)
+        # stays valid where their content is the same, and only there.
+        base, stamp = self._impl.filename_base, sources_digest()
         self.writable = not isinstance(locator, _Unwritable)
         self._cache_file = CacheFile(self._cache_path, base, stamp)
         self._read_only = [CacheFile(path, base, stamp)
