@@ -47,12 +47,18 @@ x86-64, without this CPU's wider vector instructions). Exit status 1 if the kern
 could not be cached (no writable directory, or FASTBP_DISABLE_CACHE=1)."""
 
 
-class _Compiles(event.Listener):
-    """Counts fastbp's functions that Numba compiles (a cache miss: loads are not
-    compiles)."""
+class Compiles(event.Listener):
+    """The fastbp functions that Numba compiles (a cache miss: loads are not compiles),
+    by qualified name, in order; ``count``, how many. Installed as
+    ``event.install_listener("numba:compile", Compiles())`` (warmup, and the tests' fresh
+    processes)."""
 
     def __init__(self):
-        self.count = 0
+        self.names = []
+
+    @property
+    def count(self):
+        return len(self.names)
 
     def on_start(self, event):
         pass
@@ -60,7 +66,7 @@ class _Compiles(event.Listener):
     def on_end(self, event):
         py_func = getattr(event.data.get("dispatcher"), "py_func", None)
         if getattr(py_func, "__module__", "").partition(".")[0] == "fastbp":
-            self.count += 1
+            self.names.append(py_func.__qualname__)
 
 
 def _two_thread_mode(mode):
@@ -153,7 +159,7 @@ def warmup(dtypes=DTYPES, common=False):
 
     say("fastbp %s warmup: Numba %s, CPU %s"
         % (fastbp.__version__, numba.__version__, _cpu()))
-    compiles = _Compiles()
+    compiles = Compiles()
     start = time.perf_counter()
     previous = _two_thread_mode("never")  # one thread, whatever FASTBP_SPLIT says
     try:

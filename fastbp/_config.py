@@ -37,6 +37,7 @@ source and Numba's version instead: each index file is stamped with that hash
 a directory stamped with another.
 """
 
+import functools
 import glob
 import hashlib
 import io
@@ -83,15 +84,11 @@ def _digest(paths):
     return digest.hexdigest()
 
 
-_digests = {}
-
-
+@functools.cache
 def sources_digest():
     """``_digest(sources())``, once a process: the stamp of the whole cache and of each
     of its index files (``Cache``)."""
-    if not _digests:
-        _digests["sources"] = _digest(sources())
-    return _digests["sources"]
+    return _digest(sources())
 
 
 def drop_stale_cache(dispatcher, paths):

@@ -137,19 +137,10 @@ import json, sys, warnings
 from numba.core import event
 from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
+from fastbp.__main__ import Compiles
 
-compiled = []
-
-class Compiles(event.Listener):
-    def on_start(self, event):
-        pass
-
-    def on_end(self, event):
-        func = getattr(event.data.get("dispatcher"), "py_func", None)
-        if getattr(func, "__module__", "").startswith("fastbp"):
-            compiled.append(func.__qualname__)
-
-with event.install_listener("numba:compile", Compiles()):
+compiles = Compiles()
+with event.install_listener("numba:compile", compiles):
     import fastbp
     from fastbp import _config
     X, y = load_iris(return_X_y=True)
@@ -159,7 +150,7 @@ with event.install_listener("numba:compile", Compiles()):
             warnings.simplefilter("ignore", ConvergenceWarning)
             model = fastbp.MLPClassifier(random_state=0).fit(X.astype(dtype), y)
         out[dtype] = model.predict_proba(X.astype(dtype)).tolist()
-print(json.dumps({"compiled": compiled, "fastbp": fastbp.__file__, "proba": out,
+print(json.dumps({"compiled": compiles.names, "fastbp": fastbp.__file__, "proba": out,
                   "loaded": _config.LOADED[0], "cache_dirs": sorted(_config.CACHE_DIRS)}))
 """
 

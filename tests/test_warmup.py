@@ -56,22 +56,11 @@ import json, sys, warnings
 import numpy as np, scipy.sparse as sp
 from numba.core import event
 import fastbp
+from fastbp.__main__ import Compiles
 
-compiled = []
-
-
-class Compiles(event.Listener):
-    def on_start(self, e):
-        pass
-
-    def on_end(self, e):
-        f = e.data["dispatcher"].py_func
-        if f.__module__.startswith("fastbp"):
-            compiled.append(f.__qualname__)
-
-
+compiles = Compiles()
 rng = np.random.default_rng(1)
-with event.install_listener("numba:compile", Compiles()), warnings.catch_warnings():
+with event.install_listener("numba:compile", compiles), warnings.catch_warnings():
     warnings.simplefilter("ignore")
     for dtype in (np.float32, np.float64):
         X = rng.standard_normal((150, 5)).astype(dtype)
@@ -95,7 +84,7 @@ with event.install_listener("numba:compile", Compiles()), warnings.catch_warning
                                  dropout=0.1, max_iter=2, batch_size=32).fit(data, y)
             fastbp.MLPRegressor(hidden_layer_sizes=(20,), activation="softplus",
                                 solver="lbfgs", max_iter=3).fit(data, t)
-print(json.dumps(compiled))
+print(json.dumps(compiles.names))
 """
 
 
