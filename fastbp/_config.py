@@ -47,6 +47,7 @@ import warnings
 
 import numba
 from numba.core import caching, config
+from numba.core.runtime import rtsys
 from numba.core import dispatcher as _dispatcher
 
 FASTMATH_FLAGS = frozenset({"nsz"})  # no signed zeros: never changes a finite value
@@ -318,8 +319,14 @@ class Cache(caching.FunctionCache):
         return None
 
     def load_overload(self, sig, target_context):
+        # Numba's load_overload first refreshes the target context: it imports and
+        # installs every lowering and typing registry (about 60 modules, 0.2-0.3 s once a
+        # process), which only compiling uses, and compiling refreshes it itself. A
+        # cached kernel of fastbp's needs only Numba's runtime (NRT) linked into the JIT
+        # (should one ever need more, its rebuild fails below and it is compiled again).
+        rtsys.initialize(target_context)
         try:
-            loaded = super().load_overload(sig, target_context)
+            loaded = self._load_overload(sig, target_context)
         except Exception as e:  # e.g. data that unpickles but does not rebuild
             _damaged(self._cache_path, e)
             return None

@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import warnings
 from itertools import count
 from pathlib import Path
@@ -44,6 +45,7 @@ def load_toy(path):
     name = "fastbp._toy_cache_test_%d" % next(_names)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # (where a cached kernel's globals are looked up)
     spec.loader.exec_module(module)
     return module.toy
 
@@ -147,6 +149,48 @@ def test_a_failing_save_is_skipped(toy_path):
         warnings.simplefilter("always")
         assert toy(3.0) == 7.0
     assert [w for w in caught if "could not be written" in str(w.message)]
+
+
+DOT = """
+import numpy as np
+from numba import njit
+from fastbp._config import JIT
+
+@njit(**JIT)
+def toy(a, b):
+    return np.dot(a, b) + 1.0  # a new array (Numba's runtime) and BLAS
+"""
+
+LOAD = """
+import json, sys
+import numpy as np
+from test_cache_faults import load_toy
+toy = load_toy(sys.argv[1])
+a, b = np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(3, 2)
+out = {"f64": toy(a, b).tolist(), "compiling": "numba.np.arraymath" in sys.modules}
+if sys.argv[2] == "both":  # float32: not cached in the first process
+    out["f32"] = toy(a.astype(np.float32), b.astype(np.float32)).tolist()
+out["hits"] = sum(toy.stats.cache_hits.values())
+print(json.dumps(out))
+"""
+
+
+def test_a_cached_kernel_loads_without_numbas_compiler_registries(tmp_path):
+    """Numba refreshes its compiler's registries (about 60 modules, 0.2-0.3 s of a
+    process's first fit) before it loads a cached kernel; ``Cache.load_overload``
+    initialises only the runtime, which is all the loaded code calls. A fresh process
+    then runs a cached kernel that allocates and calls BLAS, and compiles the next
+    signature as before."""
+    path = tmp_path / "toy.py"
+    path.write_text(DOT)
+    env = dict(NUMBA_CACHE_DIR="", FASTBP_DISABLE_CACHE="0")
+    want = (np.arange(6.0).reshape(2, 3) @ np.arange(6.0).reshape(3, 2) + 1.0).tolist()
+    first = json.loads(run_python(LOAD, path, "f64", env=env))
+    assert first == {"f64": want, "compiling": True, "hits": 0}
+    second = json.loads(run_python(LOAD, path, "both", env=env))
+    assert second == {"f64": want, "compiling": False, "f32": want, "hits": 1}
+    third = json.loads(run_python(LOAD, path, "both", env=env))
+    assert third == {"f64": want, "compiling": False, "f32": want, "hits": 2}
 
 
 def block_cache_dirs(tmp_path, monkeypatch, home_writable):
