@@ -58,7 +58,7 @@ def _gather(team, data, ws, n):
 
 
 # These inline fastbp's kernels: bench's Numba cache is keyed on fastbp's sources too.
-_config.drop_stale_cache(_gather, _config.sources())
+_config.drop_stale_cache(_gather, _config.sources_digest())
 
 
 @njit(**JIT)

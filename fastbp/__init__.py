@@ -23,7 +23,7 @@ from ._display import LossCurveDisplay
 from ._mlp import MLPClassifier, MLPRegressor
 from ._onnx import register_skl2onnx
 
-_config.drop_stale_cache(_kernels.train_epoch, _config.sources())
+_config.drop_stale_cache(_kernels.train_epoch, _config.sources_digest())
 
 __version__ = "0.1.0"
 

@@ -96,10 +96,10 @@ def sources_digest():
     return _digest(sources())
 
 
-def drop_stale_cache(dispatcher, paths):
+def drop_stale_cache(dispatcher, digest):
     """Delete the Numba cache files (``*.nbi``, ``*.nbc``) in ``dispatcher``'s cache
-    directory unless that directory's stamp equals the hash of ``paths`` (and Numba's
-    version); then write the stamp. Nothing happens where caching is off or the directory
+    directory unless that directory's stamp equals ``digest`` (``sources_digest()``: the
+    sources' hash); then write the stamp. Nothing happens where caching is off or the directory
     cannot be written (Numba then does not cache there either). Returns True if the
     stamp was written. Numba treats a cache file deleted under another process as a
     cache miss."""
@@ -107,7 +107,6 @@ def drop_stale_cache(dispatcher, paths):
     cache_dir = getattr(cache, "_cache_path", None)
     if cache_dir is None or not getattr(cache, "writable", True):
         return False
-    digest = _digest(paths)
     stamp = os.path.join(cache_dir, STAMP)
     try:
         with open(stamp, "rb") as f:  # (bytes: a damaged stamp is a mismatch, not an error)

@@ -33,20 +33,20 @@ def test_drop_stale_cache(tmp_path):
     cache = tmp_path / "cache"
     dispatcher = _Dispatcher(cache)
     # a new directory: created and stamped before Numba writes into it
-    assert _config.drop_stale_cache(dispatcher, [source])
+    assert _config.drop_stale_cache(dispatcher, _config._digest([source]))
     assert (cache / _config.STAMP).is_file()
     for name in ("kernels.f-1.py311.nbi", "kernels.f-1.py311.1.nbc", "kernels.cpython-311.pyc"):
         (cache / name).write_bytes(b"cached")
     # the same sources: the cache is kept
-    assert not _config.drop_stale_cache(dispatcher, [source])
+    assert not _config.drop_stale_cache(dispatcher, _config._digest([source]))
     assert len(os.listdir(cache)) == 4
     # a source changed: Numba's files go, the rest stays
     source.write_text("x = 2\n")
-    assert _config.drop_stale_cache(dispatcher, [source])
+    assert _config.drop_stale_cache(dispatcher, _config._digest([source]))
     assert sorted(os.listdir(cache)) == sorted([_config.STAMP, "kernels.cpython-311.pyc"])
-    assert not _config.drop_stale_cache(dispatcher, [source])
+    assert not _config.drop_stale_cache(dispatcher, _config._digest([source]))
     # no cache (FASTBP_DISABLE_CACHE=1: Numba's NullCache has no path): nothing to do
-    assert not _config.drop_stale_cache(object(), [source])
+    assert not _config.drop_stale_cache(object(), _config._digest([source]))
 
 
 def test_every_compiled_source_keys_the_cache():
@@ -108,6 +108,6 @@ def test_a_damaged_stamp_drops_the_cache(tmp_path):
     source.write_text("x = 1\n")
     (tmp_path / _config.STAMP).write_bytes(b"\xff\xfe\x00garbage")
     (tmp_path / "kernels.f-1.py311.nbi").write_bytes(b"cached")
-    assert _config.drop_stale_cache(_Dispatcher(tmp_path), [source])
+    assert _config.drop_stale_cache(_Dispatcher(tmp_path), _config._digest([source]))
     assert sorted(os.listdir(tmp_path)) == sorted([_config.STAMP, "kernels.py"])
-    assert not _config.drop_stale_cache(_Dispatcher(tmp_path), [source])
+    assert not _config.drop_stale_cache(_Dispatcher(tmp_path), _config._digest([source]))

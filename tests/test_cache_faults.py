@@ -258,7 +258,7 @@ def test_a_cache_numba_cannot_write_is_read(toy_path, tmp_path, monkeypatch,
     directory, or nowhere, and ignore it; fastbp reads it and writes nothing."""
     assert run_toy(toy_path) == (7.0, False, [])
     pycache = tmp_path / "__pycache__"
-    (pycache / _config.STAMP).write_text(_config._digest(_config.sources()))
+    (pycache / _config.STAMP).write_text(_config.sources_digest())
     before = sorted(os.listdir(pycache))
 
     def unwritable(self):
