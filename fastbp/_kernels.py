@@ -73,7 +73,8 @@ a row in the parametrised tests; the kernels here dispatch on their codes (``Net
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
 
 from ._activations import (
     activation_backward_cols,
@@ -105,6 +106,23 @@ def _zero():
     """0 as a run-time int64: a literal 0 passed as a column bound would make Numba
     compile the callee once more, for that constant."""
     return np.int64(0)
+
+
+@intrinsic
+def as_writable(typingctx, arr):
+    """The read-only 1-D array ``arr`` retyped as writable: the same array (the data model
+    does not depend on the flag), for prediction's parameters (``forward_block``), which
+    it only reads. The layer operations then see training's types and compile once per
+    dtype for both, where prediction's read-only weights and biases made a second
+    version of each (the activations alone about 3 s of cold compile a dtype)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1):
+        return None
+    mutable = arr.copy(readonly=False)
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, mutable, args[0])
+
+    return mutable(arr), codegen
 
 
 @njit(**JIT)
@@ -776,6 +794,7 @@ def forward_block(out, X, params, net, buf_a, buf_b):
     L = u.size - 1
     nb = n_rows(X)
     lo = _zero()
+    params = as_writable(params)
     W1 = layer_view(params, net.w_off[0], u[0], u[1])
     b1 = params[net.b_off[0] : net.b_off[0] + u[1]]
     if L == 1:
