@@ -19,6 +19,7 @@ buffers), ``Batches`` (the training data and the epoch's row order) and ``Team``
 threads an epoch runs on and how the layers are shared among them, ``_threads``).
 """
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -200,7 +201,8 @@ def aligned_empty(shape, dtype, align=64):
     """``np.empty(shape, dtype)`` whose data starts on an ``align``-byte boundary (a cache
     line), so that two threads writing neighbouring blocks of rows never share a line."""
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape)) * dtype.itemsize
+    # (math.prod, not np.prod: every fit makes about ten of these, np.prod is 3 µs each)
+    n = math.prod(shape if isinstance(shape, tuple) else (shape,)) * dtype.itemsize
     raw = np.empty(n + align, dtype=np.uint8)
     start = (-raw.ctypes.data) % align
     return raw[start : start + n].view(dtype).reshape(shape)

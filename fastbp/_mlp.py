@@ -316,10 +316,10 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 "dropout must be a rate in [0, 1) or one rate per hidden layer "
                 f"({n_hidden} of them); got {self.dropout!r}."
             )
-        if not np.all((rates >= 0) & (rates < 1)):  # (NaN fails too)
+        if not ((rates >= 0) & (rates < 1)).all():  # (NaN fails too)
             raise ValueError(f"dropout rates must be in [0, 1); got {self.dropout!r}.")
         # (a writable copy: a read-only array would be another type to the kernels)
-        return np.array(np.broadcast_to(rates, (n_hidden,)), dtype=np.float64)
+        return np.full(n_hidden, rates[()]) if rates.ndim == 0 else rates.copy()
 
     # ---- the flat buffer and its views --------------------------------------------------
 
@@ -670,7 +670,7 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
                 "Got `batch_size` less than 1 or larger than "
                 "sample size. It is going to be clipped"
             )
-        return int(np.clip(self.batch_size, 1, n_samples))
+        return int(min(max(self.batch_size, 1), n_samples))  # (np.clip: 5 µs a fit)
 
     def _fit_stochastic(self, X, Y, sw, incremental, sample_weight, validation_rows,
                         rates):
