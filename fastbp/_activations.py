@@ -306,7 +306,7 @@ def softplus(z):
 # one loop nest (``_map_cols``, ``_back_cols``, ``_keep_cols``) that Numba inlines with
 # the entry's scalar function, so each entry gets loops of its own that LLVM vectorises
 # (a loop that dispatched on the code per element did not, 8x slower; dispatching once
-# a row cost 5-35 % on the cheap activations, relu and identity most, on short rows).
+# a row cost 5-50 % on the cheap activations, relu and identity most, on short rows).
 # Rows are walked through views that start at column 0: loops from 0 vectorise, while
 # Numba's indexing ``Z[i, j]`` for j from a runtime ``lo`` keeps a negative-index check
 # per element that stops it.

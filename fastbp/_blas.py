@@ -136,6 +136,17 @@ def _leading_dim(X):
     return max(ld, X.shape[1], 1)
 
 
+def retyped(arr, new):
+    """The typing of an intrinsic that returns the array ``arr`` itself as type ``new``
+    (an array type of the same dtype and ndim: Numba's data model of an array does not
+    depend on its layout or read-only flag): its signature and codegen."""
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, new, args[0])
+
+    return new(arr), codegen
+
+
 @intrinsic
 def _as_view(typingctx, arr):
     """The 2-D array ``arr`` retyped as a writable view of any layout: the same array (its
@@ -145,12 +156,7 @@ def _as_view(typingctx, arr):
     1 s of cold compile each."""
     if not (isinstance(arr, types.Array) and arr.ndim == 2):
         return None
-    view = types.Array(arr.dtype, 2, "A")
-
-    def codegen(context, builder, sig, args):
-        return impl_ret_borrowed(context, builder, view, args[0])
-
-    return view(arr), codegen
+    return retyped(arr, types.Array(arr.dtype, 2, "A"))
 
 
 @njit(inline="always", **JIT)

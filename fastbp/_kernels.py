@@ -73,7 +73,6 @@ a row in the parametrised tests; the kernels here dispatch on their codes (``Net
 
 import numpy as np
 from numba import njit, types
-from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, overload
 
 from ._activations import (
@@ -82,7 +81,7 @@ from ._activations import (
     activation_forward_keep,
     multiply_cols,
 )
-from ._blas import gemm
+from ._blas import gemm, retyped
 from ._config import JIT
 from ._dropout import dropout_cols, layer_key
 from ._losses import output_delta_and_loss
@@ -110,19 +109,14 @@ def _zero():
 
 @intrinsic
 def as_writable(typingctx, arr):
-    """The read-only 1-D array ``arr`` retyped as writable: the same array (the data model
-    does not depend on the flag), for prediction's parameters (``forward_block``), which
-    it only reads. The layer operations then see training's types and compile once per
-    dtype for both, where prediction's read-only weights and biases made a second
-    version of each (the activations alone about 3 s of cold compile a dtype)."""
+    """The read-only 1-D array ``arr`` retyped as writable (``_blas.retyped``), for
+    prediction's parameters (``forward_block``), which it only reads. The layer
+    operations then see training's types and compile once per dtype for both, where
+    prediction's read-only weights and biases made a second version of each (the
+    activations alone about 3 s of cold compile a dtype)."""
     if not (isinstance(arr, types.Array) and arr.ndim == 1):
         return None
-    mutable = arr.copy(readonly=False)
-
-    def codegen(context, builder, sig, args):
-        return impl_ret_borrowed(context, builder, mutable, args[0])
-
-    return mutable(arr), codegen
+    return retyped(arr, arr.copy(readonly=False))
 
 
 @njit(**JIT)
