@@ -19,6 +19,7 @@ buffers), ``Batches`` (the training data and the epoch's row order) and ``Team``
 threads an epoch runs on and how the layers are shared among them, ``_threads``).
 """
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -150,17 +151,16 @@ def make_workspace(layout, batch_size, threads, n_features, dtype, keep=False):
     """A ``Workspace`` for ``threads`` threads and minibatches of up to ``batch_size``
     rows, for X of ``n_features`` columns (0 for sparse X, read in place: no gather
     buffer), with ``fprime`` if the hidden layers ``keep`` f'; every buffer starts on a
-    cache line (``aligned_empty``: with widths and cuts multiples of 8, no line of a row
+    cache line (``aligned_empties``: with widths and cuts multiples of 8, no line of a row
     is then written by both threads)."""
     a_off, size = activation_offsets(layout, batch_size)
     n_out = int(layout.units[-1])
     B, T = batch_size, threads
-    return Workspace(
-        aligned_empty(size, dtype), aligned_empty(size, dtype), a_off,
-        aligned_empty((2 if T == 2 else 1, B, n_features), dtype),
-        aligned_empty((T, B, n_out), dtype), aligned_empty((T, B), dtype),
-        aligned_empty((T, 2, B, n_out), dtype),
-        aligned_empty(size, dtype) if keep else np.zeros((0, 0), dtype))
+    acts, deltas, xbuf, ybuf, swbuf, heads, fprime = aligned_empties(
+        [size, size, (2 if T == 2 else 1, B, n_features), (T, B, n_out), (T, B),
+         (T, 2, B, n_out), size if keep else 0], dtype)
+    return Workspace(acts, deltas, a_off, xbuf, ybuf, swbuf, heads,
+                     fprime if keep else np.zeros((0, 0), dtype))
 
 
 def make_layout(layer_units):
@@ -200,12 +200,22 @@ def pack(coefs, intercepts, dtype):
 def aligned_empty(shape, dtype, align=64):
     """``np.empty(shape, dtype)`` whose data starts on an ``align``-byte boundary (a cache
     line), so that two threads writing neighbouring blocks of rows never share a line."""
+    return aligned_empties([shape], dtype, align)[0]
+
+
+def aligned_empties(shapes, dtype, align=64):
+    """``aligned_empty`` of each shape, carved from one allocation (a fit's workspace is
+    seven buffers: one allocation and one address lookup, 1.3 µs, instead of seven)."""
     dtype = np.dtype(dtype)
-    # (math.prod, not np.prod: every fit makes about ten of these, np.prod is 3 µs each)
-    n = math.prod(shape if isinstance(shape, tuple) else (shape,)) * dtype.itemsize
-    raw = np.empty(n + align, dtype=np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start : start + n].view(dtype).reshape(shape)
+    line = align // dtype.itemsize  # (elements a line)
+    shapes = [s if isinstance(s, tuple) else (s,) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]  # (math.prod, not np.prod: 3 µs a call)
+    starts = [0]
+    for n in sizes:  # each buffer rounded up to whole lines
+        starts.append(starts[-1] + -(-n // line) * line)
+    raw = np.empty(starts[-1] + line, dtype=dtype)  # (NumPy aligns it to 16 bytes)
+    base = (-raw.ctypes.data) % align // dtype.itemsize
+    return [raw[base + a : base + a + n].reshape(s) for s, a, n in zip(shapes, starts, sizes)]
 
 
 def activation_offsets(layout, batch_size):
@@ -214,6 +224,6 @@ def activation_offsets(layout, batch_size):
     Layers 1..L are stored back to back; entry l-1 is layer l's start. Returns the
     offsets and the workspace length.
     """
-    sizes = batch_size * layout.units[1:]
-    off = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-    return off, int(sizes.sum())
+    sizes = [batch_size * int(u) for u in layout.units[1:]]
+    starts = list(itertools.accumulate(sizes, initial=0))  # (NumPy's: 7 µs, this 2)
+    return np.array(starts[:-1], dtype=np.int64), starts[-1]
