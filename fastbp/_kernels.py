@@ -2,8 +2,6 @@
 points built from them: ``train_epoch`` (minibatches: forward, backward, update),
 ``loss_grad`` (L-BFGS's loss and gradient) and ``predict_forward`` (with
 ``predict_checked``, its variant that also checks a dense X for NaN and infinity).
-Python calls the first two through ``train_epoch_tuples`` and ``loss_grad_tuples``,
-which take the same structures as plain tuples (quicker to pass, see there).
 
 Nothing here validates input: the estimators in ``_mlp.py`` check every shape, dtype and
 index before calling a kernel (Numba does not check bounds).
@@ -86,9 +84,8 @@ from ._activations import (
 from ._blas import gemm, retyped
 from ._config import JIT
 from ._dropout import dropout_cols, layer_key
-from ._layout import Batches, Buffers, Net, Team, Workspace
 from ._losses import output_delta_and_loss
-from ._optim import Hyper, step_size, update_range
+from ._optim import step_size, update_range
 from ._sync import PENALTY, barrier
 
 
@@ -777,28 +774,6 @@ def loss_grad(team, bufs, ws, X, Y, sw, net, hyper):
     loss, S, _ = loss_and_sums(0, team, bufs, ws, X, Y, sw, net, hyper, 0, 0)
     finish_gradient(bufs.grads, bufs.params, net.n_coefs, hyper.alpha, S)
     return loss
-
-
-# Calls from Python. Numba's dispatcher types a plain tuple of arrays and numbers in C, a
-# NamedTuple in Python, field by field: train_epoch's six structures took 8-10 us a call
-# that way against 3.6 us as plain tuples, 2-3 % of a small fit that makes one call an
-# epoch (digits, clf-tiny). So Python passes them as plain tuples (``tuple(team)``) to
-# these two entries, which name them again inside compiled code, at no cost.
-
-
-@njit(**JIT)
-def train_epoch_tuples(tid, team, bufs, ws, data, net, hyper, first, last, t):
-    """``train_epoch`` with its ``Team``, ``Buffers``, ``Workspace``, ``Batches``, ``Net``
-    and ``Hyper`` as plain tuples, the trainers' entry (``_threads``)."""
-    return train_epoch(tid, Team(*team), Buffers(*bufs), Workspace(*ws), Batches(*data),
-                       Net(*net), Hyper(*hyper), first, last, t)
-
-
-@njit(**JIT)
-def loss_grad_tuples(team, bufs, ws, X, Y, sw, net, hyper):
-    """``loss_grad`` with its structures as plain tuples, L-BFGS's entry (``_mlp``)."""
-    return loss_grad(Team(*team), Buffers(*bufs), Workspace(*ws), X, Y, sw, Net(*net),
-                     Hyper(*hyper))
 
 
 @njit(**JIT)

@@ -598,21 +598,20 @@ class _BaseMLP(CallbackSupportMixin, BaseEstimator):
         dtype = flat.dtype
         n = X.shape[0]
         X = _kernel_input(X, dtype)
-        grads = np.empty(layout.size, dtype=dtype)
+        team = one_thread(layout)
+        ws = make_workspace(layout, n, 1, 0, dtype,  # (X is read in place)
+                            keeps(self.activation))
         empty = np.empty(0, dtype=dtype)
-        # the kernel's structures, as plain tuples (_kernels.loss_grad_tuples)
-        team = tuple(one_thread(layout))
-        bufs = tuple(Buffers(flat, grads, empty, empty))
-        ws = tuple(make_workspace(layout, n, 1, 0, dtype,  # (X is read in place)
-                                  keeps(self.activation)))
-        net, hyper = tuple(self._net()), tuple(make_hyper(self, 0.0))
+        bufs = Buffers(flat, np.empty(layout.size, dtype=dtype), empty, empty)
         if sw is None:
             sw = _kernel_array(np.ones(n, dtype=dtype))
+        net = self._net()
+        hyper = make_hyper(self, 0.0)
 
         def loss_grad(x):
             flat[:] = x
-            loss = _kernels.loss_grad_tuples(team, bufs, ws, X, Y, sw, net, hyper)
-            return loss, grads.astype(np.float64)
+            loss = _kernels.loss_grad(team, bufs, ws, X, Y, sw, net, hyper)
+            return loss, bufs.grads.astype(np.float64)
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
         options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}

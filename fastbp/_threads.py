@@ -252,14 +252,12 @@ class OneThread:
     threads = 1
 
     def __init__(self, layout, batch_size, dtype, n_features, keep=False):
-        # (the kernel's structures as plain tuples: _kernels.train_epoch_tuples)
-        self.team = tuple(one_thread(layout))
-        self.ws = tuple(make_workspace(layout, batch_size, 1, n_features, dtype, keep))
+        self.team = one_thread(layout)
+        self.ws = make_workspace(layout, batch_size, 1, n_features, dtype, keep)
 
     def __call__(self, bufs, data, net, hyper, first, last, t):
-        return _kernels.train_epoch_tuples(  # (looked up per call: tests wrap it)
-            0, self.team, tuple(bufs), self.ws, tuple(data), tuple(net), tuple(hyper),
-            first, last, t)
+        return _kernels.train_epoch(0, self.team, bufs, self.ws, data, net, hyper, first,
+                                    last, t)  # (looked up per call: tests wrap it)
 
     @contextmanager
     def session(self, bufs):
@@ -295,7 +293,7 @@ class SplitTrainer:
         self.cuts = cuts
         self.units, self.w_off = layout.units, layout.w_off
         self.ws_off = split_layout(layout, cuts)
-        self.ws = tuple(make_workspace(layout, batch_size, 2, n_features, dtype, keep))
+        self.ws = make_workspace(layout, batch_size, 2, n_features, dtype, keep)
         self._split = self._bufs = None  # (during a session)
         self._thread = None
         self._job = None  # the helper's arguments for the current call; None: stop
@@ -342,9 +340,8 @@ class SplitTrainer:
         sync[:] = 0
         shared = aligned_empty(24, np.float64)
         shared[:] = 0.0
-        team = tuple(Team(2, self.cuts, self.ws_off, sync, shared))
-        job = (team, tuple(self._split), self.ws, tuple(data), tuple(net), tuple(hyper),
-               first, last, t)
+        team = Team(2, self.cuts, self.ws_off, sync, shared)
+        job = (team, self._split, self.ws, data, net, hyper, first, last, t)
         if self._thread is None:
             thread = threading.Thread(target=self._helper, name="fastbp-split", daemon=True)
             thread.start()
@@ -352,7 +349,7 @@ class SplitTrainer:
         self._job = job
         self._go.release()
         try:
-            result = _kernels.train_epoch_tuples(0, *job)
+            result = _kernels.train_epoch(0, *job)
         except BaseException:
             sync[ABORT] = 1  # the helper leaves at its next barrier
             raise
@@ -370,10 +367,10 @@ class SplitTrainer:
             if job is None:
                 return
             try:
-                _kernels.train_epoch_tuples(1, *job)
+                _kernels.train_epoch(1, *job)
             except BaseException as exc:  # noqa: BLE001  (re-raised by the caller)
                 self._errors.append(exc)
-                Team(*job[0]).sync[ABORT] = 1
+                job[0].sync[ABORT] = 1
             finally:
                 self._done.release()
 

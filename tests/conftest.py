@@ -100,17 +100,15 @@ def net_of(layout, hidden, out, loss):
 
 
 def kernel_loss_grad(flat, layout, X, Y, sw, hidden, out, loss, alpha):
-    """``_kernels.loss_grad`` on all rows of X (dense or a CSR tuple): (loss, grads).
-    (Called as fastbp calls it: ``loss_grad_tuples``, and so ``kernel_epoch``.)"""
+    """``_kernels.loss_grad`` on all rows of X (dense or a CSR tuple): (loss, grads)."""
     dtype = flat.dtype
     n = _kernels.n_rows(X)
     ws = _layout.make_workspace(layout, n, 1, 0, dtype, keeps(hidden))
     empty = np.empty(0, dtype)
     bufs = _layout.Buffers(flat, np.empty_like(flat), empty, empty)
     hyper = Hyper(0, float(alpha), 0.0, 0.0, False, 0.0, 0.0, 1.0)
-    J = _kernels.loss_grad_tuples(tuple(_layout.one_thread(layout)), tuple(bufs), tuple(ws),
-                                  X, Y, sw, tuple(net_of(layout, hidden, out, loss)),
-                                  tuple(hyper))
+    J = _kernels.loss_grad(_layout.one_thread(layout), bufs, ws, X, Y, sw,
+                           net_of(layout, hidden, out, loss), hyper)
     return J, bufs.grads
 
 
@@ -122,9 +120,8 @@ def kernel_epoch(bufs, layout, X, Y, sw, perm, batch_size, net, hyper, first, la
     ws = _layout.make_workspace(layout, batch_size, 1, X.shape[1] if dense else 0,
                                 bufs.params.dtype, keep)
     data = _layout.Batches(X, Y, sw, perm, batch_size)
-    return _kernels.train_epoch_tuples(0, tuple(_layout.one_thread(layout)), tuple(bufs),
-                                       tuple(ws), tuple(data), tuple(net), tuple(hyper),
-                                       first, last, t)
+    return _kernels.train_epoch(0, _layout.one_thread(layout), bufs, ws, data, net, hyper, first,
+                                last, t)
 
 
 # ---- the estimators against scikit-learn's ----------------------------------------------

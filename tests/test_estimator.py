@@ -140,7 +140,7 @@ def test_keyboard_interrupt_stops_with_warning(digits, monkeypatch):
     """Ctrl-C during training: scikit-learn's warning, and a model that predicts."""
     X, y = digits
     calls = []
-    real = _kernels.train_epoch_tuples
+    real = _kernels.train_epoch
 
     def interrupted_on_third_call(*args):
         calls.append(1)
@@ -148,7 +148,7 @@ def test_keyboard_interrupt_stops_with_warning(digits, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(_kernels, "train_epoch_tuples", interrupted_on_third_call)
+    monkeypatch.setattr(_kernels, "train_epoch", interrupted_on_third_call)
     clf = fastbp.MLPClassifier(hidden_layer_sizes=(10,), max_iter=50, random_state=0)
     with pytest.warns(UserWarning, match="Training interrupted by user."):
         clf.fit(X, y)

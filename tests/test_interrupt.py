@@ -31,7 +31,6 @@ CHILD = textwrap.dedent(
     from numba.core import event
     import fastbp
     from fastbp import _kernels
-    from fastbp._layout import Team
 
     cfg = json.loads(sys.argv[1])
     rng = np.random.default_rng(0)
@@ -51,14 +50,14 @@ CHILD = textwrap.dedent(
             return real(*args)
         return call
     announcing.done = False
-    real = _kernels.train_epoch_tuples
+    real = _kernels.train_epoch
     thread0 = announcing(real)
     two_threads = []
     def train_epoch(tid, team, *a):
-        if Team(*team).threads == 2:
+        if team.threads == 2:
             two_threads.append(tid)
         return (thread0 if tid == 0 else real)(tid, team, *a)
-    _kernels.train_epoch_tuples = train_epoch
+    _kernels.train_epoch = train_epoch
 
     clf = fastbp.MLPClassifier(max_iter=10**6, tol=0.0, n_iter_no_change=10**9,
                                random_state=0, **params)

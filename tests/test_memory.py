@@ -32,7 +32,6 @@ from numba.core.runtime import _nrt_python
 
 import fastbp
 from fastbp import _kernels
-from fastbp._layout import Batches
 
 N, F, BATCH = 100_000, 50, 200  # X is 40 MB in float64
 
@@ -173,18 +172,18 @@ def test_kernels_allocate_nothing_per_minibatch(nrt_stats, monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2000, 20))
     y = (X[:, 0] > 0).astype(int)
-    real = _kernels.train_epoch_tuples
+    real = _kernels.train_epoch
     per_call = []
 
     def counting(*args):
         before = nrt_stats()
         out = real(*args)
-        first, last, batch = args[7], args[8], Batches(*args[4]).batch_size
+        first, last, batch = args[7], args[8], args[4].batch_size
         batches = -(-(last - first) // batch)
         per_call.append((batches, *(nrt_stats() - before)))
         return out
 
-    monkeypatch.setattr(_kernels, "train_epoch_tuples", counting)
+    monkeypatch.setattr(_kernels, "train_epoch", counting)
     for batch in (10, 100, 2000):
         for X_in in (X, scipy.sparse.csr_matrix(X)):
             with warnings.catch_warnings():

@@ -166,8 +166,7 @@ def kernel_types(monkeypatch):
     with writable arrays is a new specialisation to compile (whether or not this
     process happens to have compiled it already)."""
     calls = []
-    for name in ("train_epoch_tuples", "predict_forward", "predict_checked",
-                 "loss_grad_tuples"):
+    for name in ("train_epoch", "predict_forward", "predict_checked", "loss_grad"):
         def recording(*args, _real=getattr(_kernels, name), _name=name):
             calls.append((_name, tuple(numba.typeof(a) for a in args)))
             return _real(*args)

@@ -134,7 +134,7 @@ def _fit_and_report_cache(X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fastbp.MLPClassifier(max_iter=2, random_state=0).fit(X, y)
-    stats = _kernels.train_epoch_tuples.stats
+    stats = _kernels.train_epoch.stats
     return sum(stats.cache_hits.values()), sum(stats.cache_misses.values())
 
 

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 import fastbp
 from fastbp import _activations, _blas, _kernels, _losses, _optim, _sync, _threads
-from fastbp._layout import Batches, Team, make_layout, one_thread
+from fastbp._layout import Team, make_layout, one_thread
 
 
 def fit(est, mode, monkeypatch, X, y, calls=None, **fit_params):
@@ -342,14 +342,14 @@ def helper_threads():
 def test_a_failing_thread_stops_both_and_raises(monkeypatch):
     """If the helper thread fails, the other leaves its next barrier and the error is
     raised by fit; nothing hangs, no thread is left behind, BLAS's setting is restored."""
-    real = _kernels.train_epoch_tuples
+    real = _kernels.train_epoch
 
     def failing_helper(tid, *args):
         if tid == 1:
             raise RuntimeError("helper failed")
         return real(tid, *args)
 
-    monkeypatch.setattr(_kernels, "train_epoch_tuples", failing_helper)
+    monkeypatch.setattr(_kernels, "train_epoch", failing_helper)
     monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((200, 10))
     threads_before = _threads._blas_threads()
@@ -379,7 +379,7 @@ def test_weights_summing_to_zero_raise_on_two_threads(monkeypatch):
 def test_keyboard_interrupt_joins_the_helper(monkeypatch):
     """Ctrl-C during a two-thread call: scikit-learn's warning, the helper joined before
     fit returns, the model back in its own layout (it predicts as the weights say)."""
-    real = _kernels.train_epoch_tuples
+    real = _kernels.train_epoch
     calls = []
 
     def interrupted(tid, *args):
@@ -390,7 +390,7 @@ def test_keyboard_interrupt_joins_the_helper(monkeypatch):
                 raise KeyboardInterrupt  # as a signal handler would, when the call returns
         return out
 
-    monkeypatch.setattr(_kernels, "train_epoch_tuples", interrupted)
+    monkeypatch.setattr(_kernels, "train_epoch", interrupted)
     monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((300, 10))
     y = (X[:, 0] > 0).astype(int)
@@ -411,7 +411,7 @@ def _interrupted_fit(monkeypatch, signals):
     """A two-thread Adam fit stopped during its third kernel call: by a raised
     KeyboardInterrupt after the call (``signals=False``), or by a real Ctrl-C in the
     call and a second one while the session copies the model back (``signals=True``)."""
-    real_epoch, real_relayout = _kernels.train_epoch_tuples, _threads.relayout
+    real_epoch, real_relayout = _kernels.train_epoch, _threads.relayout
     calls = []
 
     def epoch(tid, *args):
@@ -429,7 +429,7 @@ def _interrupted_fit(monkeypatch, signals):
             signal.raise_signal(signal.SIGINT)  # the second Ctrl-C, in the clean-up
         return real_relayout(dst, src, *args)
 
-    monkeypatch.setattr(_kernels, "train_epoch_tuples", epoch)
+    monkeypatch.setattr(_kernels, "train_epoch", epoch)
     monkeypatch.setattr(_threads, "relayout", relayout)
     monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((300, 10))
@@ -461,7 +461,7 @@ def test_ctrl_c_reaches_a_handler_of_ones_own(monkeypatch):
     """Where the program set its own SIGINT handler, a Ctrl-C during a two-thread call
     runs that handler once, after the call, and the fit goes on as the handler says
     (this one only counts); the handler is in place again after the fit."""
-    real = _kernels.train_epoch_tuples
+    real = _kernels.train_epoch
     calls, handled = [], []
 
     def epoch(tid, *args):
@@ -474,7 +474,7 @@ def test_ctrl_c_reaches_a_handler_of_ones_own(monkeypatch):
     def handler(signum, frame):
         handled.append(len(calls))
 
-    monkeypatch.setattr(_kernels, "train_epoch_tuples", epoch)
+    monkeypatch.setattr(_kernels, "train_epoch", epoch)
     monkeypatch.setattr(_threads, "MODE", "always")
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -492,7 +492,7 @@ def test_ctrl_c_reaches_a_handler_of_ones_own(monkeypatch):
 def test_two_thread_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch):
     """As test_memory's test on one thread: Numba runtime allocations per two-thread
     call must not grow with its minibatches (1 to 100 here), and are all freed."""
-    real = _kernels.train_epoch_tuples
+    real = _kernels.train_epoch
     per_call = []
 
     def counting(tid, *args):
@@ -500,11 +500,11 @@ def test_two_thread_epoch_allocates_nothing_per_minibatch(nrt_stats, monkeypatch
             return real(tid, *args)
         before = nrt_stats()
         out = real(tid, *args)
-        first, last, batch = args[6], args[7], Batches(*args[3]).batch_size
+        first, last, batch = args[6], args[7], args[3].batch_size
         per_call.append((-(-(last - first) // batch), *(nrt_stats() - before)))
         return out
 
-    monkeypatch.setattr(_kernels, "train_epoch_tuples", counting)
+    monkeypatch.setattr(_kernels, "train_epoch", counting)
     monkeypatch.setattr(_threads, "MODE", "always")
     X = np.random.default_rng(0).standard_normal((2000, 20))
     y = (X[:, 0] > 0).astype(int)

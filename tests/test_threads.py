@@ -18,8 +18,7 @@ N_THREADS = 8
 def test_every_kernel_releases_the_gil():
     kernels = {n: k for n, k in vars(_kernels).items() if isinstance(k, CPUDispatcher)}
     # the entry points called from Python must be among them
-    assert {"train_epoch_tuples", "predict_forward", "predict_checked",
-            "loss_grad_tuples"} <= set(kernels)
+    assert {"train_epoch", "predict_forward", "predict_checked", "loss_grad"} <= set(kernels)
     for name, kernel in kernels.items():
         assert kernel.targetoptions.get("nogil") is True, name
         # nopython: an object-mode fallback would hold the GIL whatever nogil says
@@ -36,8 +35,8 @@ def test_compiled_entry_points_are_nopython():
         fastbp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(X, X[:, 0] > 0).predict(X)
         fastbp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, solver="lbfgs").fit(
             X, X[:, 0] > 0)
-    for kernel in (_kernels.train_epoch_tuples, _kernels.predict_forward,
-                   _kernels.predict_checked, _kernels.loss_grad_tuples):
+    for kernel in (_kernels.train_epoch, _kernels.predict_forward, _kernels.predict_checked,
+                   _kernels.loss_grad):
         assert kernel.overloads, kernel
         for cres in kernel.overloads.values():
             assert not cres.objectmode, kernel
