@@ -204,8 +204,9 @@ def aligned_empty(shape, dtype, align=64):
 
 
 def aligned_empties(shapes, dtype, align=64):
-    """``aligned_empty`` of each shape, carved from one allocation (a fit's workspace is
-    seven buffers: one allocation and one address lookup, 1.3 µs, instead of seven)."""
+    """``aligned_empty`` of each shape, carved from one allocation: a fit's seven
+    workspace buffers cost one allocation and one address lookup (``ctypes.data``,
+    1.3 µs), not seven of each (``make_workspace`` 34 -> 15 µs)."""
     dtype = np.dtype(dtype)
     line = align // dtype.itemsize  # (elements a line)
     shapes = [s if isinstance(s, tuple) else (s,) for s in shapes]
