@@ -158,9 +158,8 @@ def make_workspace(layout, batch_size, threads, n_features, dtype, keep=False):
     B, T = batch_size, threads
     acts, deltas, xbuf, ybuf, swbuf, heads, fprime = aligned_empties(
         [size, size, (2 if T == 2 else 1, B, n_features), (T, B, n_out), (T, B),
-         (T, 2, B, n_out), size if keep else 0], dtype)
-    return Workspace(acts, deltas, a_off, xbuf, ybuf, swbuf, heads,
-                     fprime if keep else np.zeros((0, 0), dtype))
+         (T, 2, B, n_out), size if keep else (0, 0)], dtype)  # (2-D: none kept)
+    return Workspace(acts, deltas, a_off, xbuf, ybuf, swbuf, heads, fprime)
 
 
 def make_layout(layer_units):
